@@ -1,0 +1,229 @@
+"""`face-recog`: the library from the command line, no ROS needed.
+
+    face-recog enroll alice alice1.jpg alice2.jpg
+    face-recog enroll-dir photos/            # photos/<person>/<image>
+    face-recog identify group.jpg --draw out.jpg
+    face-recog evaluate faces/ --compare     # side by side with face_recognition (dlib)
+    face-recog benchmark
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+
+from .config import RecognizerConfig, set_option
+from .evaluation import IMAGE_SUFFIXES, identity_folders, load_rgb
+from .pipeline import EnrollError, FaceRecognizer
+
+DEFAULT_CONFIG = "face_recognition.yaml"
+
+
+def default_config_path() -> Path | None:
+    from .runtime import package_share_dir
+    path = package_share_dir() / "config" / DEFAULT_CONFIG
+    return path if path.is_file() else None
+
+
+def build_config(args: argparse.Namespace) -> RecognizerConfig:
+    path = args.config or default_config_path()
+    config = RecognizerConfig.from_yaml(path) if path else RecognizerConfig()
+    overrides = {"gallery.path": args.gallery, "embedder.model": args.model,
+                 "recognition.threshold": args.threshold, "detector.model_range": args.range,
+                 "detector.num_threads": args.threads, "embedder.num_threads": args.threads}
+    for name, value in overrides.items():
+        if value is not None:
+            set_option(config, name, value)
+    return config
+
+
+def make_recognizer(args: argparse.Namespace, *, gallery: bool = True) -> FaceRecognizer:
+    config = build_config(args)
+    if not gallery:
+        config.gallery.path = ""
+    recognizer = FaceRecognizer(config)
+    if recognizer.gallery_warning:
+        print(f"warning: {recognizer.gallery_warning}", file=sys.stderr)
+    return recognizer
+
+
+def image_paths(items: list[str]) -> list[Path]:
+    paths = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            paths.append(p)
+    return paths
+
+
+def enroll_paths(recognizer: FaceRecognizer, name: str, paths: list[Path], overwrite: bool) -> int:
+    images, labels, skipped = [], [], []
+    for path in paths:
+        try:
+            images.append(load_rgb(path))
+            labels.append(str(path))
+        except ValueError as exc:
+            skipped.append(str(exc))
+    try:
+        result = recognizer.enroll(name, images, overwrite=overwrite, labels=labels)
+    except EnrollError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for message in skipped + result.skipped:
+        print(f"  skipped {message}", file=sys.stderr)
+    print(f"enrolled {name}: {result.added} new sample(s), {result.total} in total")
+    return 0
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    return enroll_paths(make_recognizer(args), args.name, image_paths(args.images), args.overwrite)
+
+
+def cmd_enroll_dir(args: argparse.Namespace) -> int:
+    recognizer = make_recognizer(args)
+    status = 0
+    for person, paths in identity_folders(args.dir).items():
+        status |= enroll_paths(recognizer, person, paths, args.overwrite)
+    return status
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    from .draw import annotate
+    recognizer = make_recognizer(args)
+    rgb = load_rgb(args.image)
+    faces = recognizer.process(rgb)
+    rows = [{"label": f.label, "similarity": round(f.similarity, 4), "candidate": f.candidate,
+             "margin": round(f.margin, 4), "box": [round(float(v), 1) for v in f.detection.box],
+             "score": round(f.detection.score, 3), "rejected": f.rejected} for f in faces]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        if not faces:
+            print("no faces found")
+        for row in rows:
+            x1, y1, x2, y2 = row["box"]
+            what = row["rejected"] or f"{row['label']} (similarity {row['similarity']:.3f})"
+            print(f"{what} at x={x1:.0f} y={y1:.0f} w={x2 - x1:.0f} h={y2 - y1:.0f}")
+    if args.draw:
+        cv2.imwrite(args.draw, cv2.cvtColor(annotate(rgb, faces), cv2.COLOR_RGB2BGR))
+        print(f"wrote {args.draw}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    people = make_recognizer(args).people()
+    if not people:
+        print("the gallery is empty")
+    for person in people:
+        print(f"{person.name:<32} {person.samples:>4} samples  enrolled {person.enrolled_at}")
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    make_recognizer(args).forget(args.name)
+    print(f"forgot {args.name}")
+    return 0
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    make_recognizer(args).rename(args.old, args.new, merge=args.merge)
+    print(f"renamed {args.old} -> {args.new}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import reference
+    from .evaluation import cosine_similarity, evaluate, format_results, negative_euclidean
+    recognizer = make_recognizer(args, gallery=False)
+
+    def embed(rgb):
+        try:
+            return recognizer.embed_for_enrollment(rgb)
+        except ValueError:
+            return None
+
+    compare = args.compare and reference.available()
+    if args.compare and not compare:
+        print("warning: face_recognition is not installed; evaluating this pipeline only", file=sys.stderr)
+    ref = reference.FaceRecognitionReference() if compare else None
+    roots = [Path(d) for d in args.dirs]
+    for root in roots:
+        people = identity_folders(root)
+        results = [evaluate(f"face_recog_ros ({recognizer.spec.id})", people, embed, cosine_similarity)]
+        if ref is not None:
+            results.append(evaluate(ref.name, people, ref.embed_largest, negative_euclidean))
+        print(format_results(str(root), results), flush=True)
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from .benchmark import run_benchmark
+    return run_benchmark(build_config(args), frames=args.frames, compare=not args.no_compare)
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML config (default: the package's config/face_recognition.yaml)")
+    parser.add_argument("--gallery", help="gallery file (overrides gallery.path)")
+    parser.add_argument("--model", help="embedder id or spec YAML (overrides embedder.model)")
+    parser.add_argument("--threshold", type=float, help="cosine similarity needed to name a face")
+    parser.add_argument("--range", choices=("short", "full"), help="BlazeFace model range")
+    parser.add_argument("--threads", type=int, help="CPU threads for each model")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="face-recog", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, func, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_common(p)
+        p.set_defaults(func=func)
+        return p
+
+    p = command("enroll", cmd_enroll, "enrol one person from photos (the largest face in each)")
+    p.add_argument("name")
+    p.add_argument("images", nargs="+", help="image files or folders")
+    p.add_argument("--overwrite", action="store_true", help="replace this person's samples")
+    p = command("enroll-dir", cmd_enroll_dir, "enrol everyone in DIR/<person>/<image>")
+    p.add_argument("dir")
+    p.add_argument("--overwrite", action="store_true")
+    p = command("identify", cmd_identify, "name the faces in a photo")
+    p.add_argument("image")
+    p.add_argument("--draw", metavar="OUT", help="write an annotated copy of the image")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    command("list", cmd_list, "list enrolled people")
+    p = command("forget", cmd_forget, "remove a person")
+    p.add_argument("name")
+    p = command("rename", cmd_rename, "rename a person")
+    p.add_argument("old")
+    p.add_argument("new")
+    p.add_argument("--merge", action="store_true", help="merge into an existing person")
+    p = command("evaluate", cmd_evaluate, "accuracy on DIR/<person>/<image> folders (one-shot rank-1, "
+                "verification, TAR@FAR=1%%, detection rate)")
+    p.add_argument("dirs", nargs="+")
+    p.add_argument("--compare", action="store_true", help="also score face_recognition (dlib)")
+    p = command("benchmark", cmd_benchmark, "per-stage latency on 640x480 frames, side by side with "
+                "face_recognition")
+    p.add_argument("--frames", type=int, default=30, help="timed runs per case")
+    p.add_argument("--no-compare", action="store_true", help="skip face_recognition")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, KeyError, OSError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

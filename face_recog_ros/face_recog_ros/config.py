@@ -1,0 +1,152 @@
+"""Recognizer configuration: one set of typed options, shared by the library, CLI and ROS node.
+
+Every option carries its description and valid range as dataclass metadata, so the ROS node
+declares parameters (with descriptors) from the same definitions the core validates against,
+and the one YAML file in config/ serves both.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def option(default: Any, description: str, *, low: float | None = None, high: float | None = None,
+           choices: tuple[str, ...] | None = None, read_only: bool = False) -> Any:
+    """A config field with the metadata needed to validate it and to declare it as a ROS parameter."""
+    return field(default=default, metadata={"description": description, "low": low, "high": high,
+                                            "choices": choices, "read_only": read_only})
+
+
+@dataclass
+class DetectorConfig:
+    model_range: str = option("short", "BlazeFace model: 'short' (faces within ~2 m, 128x128 input) "
+                              "or 'full' (far faces, 192x192 input)", choices=("short", "full"))
+    min_score: float = option(0.5, "Minimum detection confidence", low=0.05, high=1.0)
+    nms_iou: float = option(0.3, "IoU above which overlapping detections are merged", low=0.05, high=0.95)
+    max_faces: int = option(10, "Most faces reported per frame (highest scores first)", low=1, high=100)
+    num_threads: int = option(2, "CPU threads for the detector", low=1, high=16)
+
+
+@dataclass
+class EmbedderConfig:
+    model: str = option("dlib_resnet_v1_int8", "Embedder: id of a spec YAML in the package's models/ "
+                        "folder, or a path to your own spec YAML", read_only=True)
+    num_threads: int = option(2, "CPU threads for the embedder", low=1, high=16)
+
+
+@dataclass
+class RecognitionConfig:
+    threshold: float = option(-1.0, "Cosine similarity needed to name a face; -1 uses the model's "
+                              "default", low=-1.0, high=1.0)
+    each_once: bool = option(False, "Assign each enrolled person to at most one face per frame "
+                             "(optimal assignment over the similarity matrix)")
+    min_eye_distance: float = option(12.0, "Faces with eyes closer than this many pixels are not "
+                                     "identified (too small)", low=0.0, high=1000.0)
+    max_yaw: float = option(0.6, "Faces turned further than this (nose offset / eye distance) are "
+                            "not identified", low=0.0, high=10.0)
+
+
+@dataclass
+class GalleryConfig:
+    path: str = option("~/.ros/face_recog_ros/gallery.npz", "Gallery file (embeddings only); saved "
+                       "atomically after every change. Empty: keep the gallery in memory only")
+    max_samples_per_person: int = option(50, "Most embeddings kept per person (newest kept)",
+                                         low=1, high=10000)
+
+
+@dataclass
+class RecognizerConfig:
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
+    recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
+    gallery: GalleryConfig = field(default_factory=GalleryConfig)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "RecognizerConfig":
+        """Build from nested groups; top-level scalars (node-only parameters) are ignored."""
+        config = cls()
+        for group_name, values in (data or {}).items():
+            group = getattr(config, group_name, None)
+            if not dataclasses.is_dataclass(group):
+                if isinstance(values, dict):
+                    raise ValueError(f"unknown configuration group '{group_name}'")
+                continue
+            if not isinstance(values, dict):
+                raise ValueError(f"configuration group '{group_name}' must be a mapping")
+            for key, value in values.items():
+                set_option(config, f"{group_name}.{key}", value)
+        return config
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "RecognizerConfig":
+        """Read the ROS-params style YAML (`<node or /**>: ros__parameters: {...}`) or a plain mapping."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"cannot read config {path}: {exc}") from None
+        return cls.from_dict(ros_parameters(data))
+
+    def flat(self) -> dict[str, Any]:
+        """All options as 'group.name' -> value, the names the ROS node declares."""
+        return {name: value for name, value, _ in iter_options(self)}
+
+
+def ros_parameters(data: dict[str, Any]) -> dict[str, Any]:
+    """Unwrap the first `ros__parameters` block of a ROS 2 params file, if there is one."""
+    for value in data.values():
+        if isinstance(value, dict) and "ros__parameters" in value:
+            return value["ros__parameters"] or {}
+    return data
+
+
+def iter_options(config: Any, prefix: str = ""):
+    """Yield (dotted name, value, dataclass field) for every leaf option."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from iter_options(value, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", value, f
+
+
+def set_option(config: Any, dotted: str, value: Any) -> None:
+    """Set one option after checking type, range and choices; raises ValueError naming the option."""
+    *groups, name = dotted.split(".")
+    target = config
+    for group in groups:
+        target = getattr(target, group, None)
+        if not dataclasses.is_dataclass(target):
+            raise ValueError(f"unknown option '{dotted}'")
+    fields = {f.name: f for f in dataclasses.fields(target)}
+    if name not in fields or dataclasses.is_dataclass(getattr(target, name)):
+        raise ValueError(f"unknown option '{dotted}'")
+    setattr(target, name, check_value(dotted, value, fields[name]))
+
+
+def check_value(dotted: str, value: Any, f: dataclasses.Field) -> Any:
+    default = f.default
+    meta = f.metadata
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"option '{dotted}' must be true or false, got {value!r}")
+    elif isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"option '{dotted}' must be a number, got {value!r}")
+        if isinstance(default, int) and not float(value).is_integer():
+            raise ValueError(f"option '{dotted}' must be an integer, got {value!r}")
+        value = type(default)(value)
+        low, high = meta.get("low"), meta.get("high")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ValueError(f"option '{dotted}' = {value} is outside [{low}, {high}]")
+    elif isinstance(default, str):
+        if not isinstance(value, str):
+            raise ValueError(f"option '{dotted}' must be a string, got {value!r}")
+        choices = meta.get("choices")
+        if choices and value not in choices:
+            raise ValueError(f"option '{dotted}' must be one of {', '.join(choices)}, got {value!r}")
+    return value

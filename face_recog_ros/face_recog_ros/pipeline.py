@@ -1,0 +1,191 @@
+"""FaceRecognizer: detection -> alignment -> embedding -> matching, timed stage by stage.
+
+This is the whole ROS-independent product in one object; the CLI and the ROS node are thin
+layers over it. Models are not thread-safe, so one lock serialises every use of them and of
+the gallery: a service call that enrols waits for the frame in flight, never races it.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .alignment import AlignmentTemplate, QualityOptions, align_face, quality_problem
+from .config import RecognizerConfig
+from .detection import DetectorOptions, FaceDetector
+from .embedding import Embedder, EmbedderSpec
+from .gallery import Gallery, PersonInfo
+from .matching import Match, match
+from .runtime import models_dir
+from .types import Detection, Face
+
+
+class EnrollError(ValueError):
+    """Enrolment added nothing; the message says why for every image."""
+
+
+@dataclass
+class EnrollResult:
+    name: str
+    added: int
+    total: int
+    skipped: list[str] = field(default_factory=list)  # one message per image that gave no sample
+
+
+def resolve_spec_path(model: str) -> Path:
+    """A model id names models/<id>.yaml in the package; anything else is a path to a spec YAML."""
+    path = Path(model).expanduser()
+    if path.suffix in (".yaml", ".yml"):
+        return path
+    return models_dir() / f"{model}.yaml"
+
+
+def largest(detections: list[Detection]) -> Detection:
+    return max(detections, key=lambda d: d.width * d.height)
+
+
+class FaceRecognizer:
+    """`FaceRecognizer(config).process(rgb) -> list[Face]`; `enroll(name, images)` to teach it faces."""
+
+    def __init__(self, config: RecognizerConfig | None = None, gallery: Gallery | None = None) -> None:
+        self.config = config or RecognizerConfig()
+        det = self.config.detector
+        self.detector = FaceDetector(DetectorOptions(
+            model_range=det.model_range, min_score=det.min_score, nms_iou=det.nms_iou,
+            max_faces=det.max_faces, num_threads=det.num_threads))
+        self.spec = EmbedderSpec.from_yaml(resolve_spec_path(self.config.embedder.model))
+        if self.spec.template is None:
+            raise ValueError(f"embedder spec {self.spec.path} has no alignment template")
+        self.template = AlignmentTemplate.from_dict(self.spec.template, self.spec.input_size)
+        self.embedder = Embedder(self.spec, num_threads=self.config.embedder.num_threads)
+        self.gallery_warning: str | None = None
+        if gallery is None:
+            gallery = self._open_gallery()
+        self.gallery = gallery
+        self.timings: dict[str, float] = {}
+        self._lock = threading.RLock()
+
+    # --- configuration ------------------------------------------------------------------
+    @property
+    def threshold(self) -> float:
+        configured = self.config.recognition.threshold
+        return self.spec.threshold if configured < 0 else configured
+
+    @property
+    def quality(self) -> QualityOptions:
+        rec = self.config.recognition
+        return QualityOptions(min_eye_distance=rec.min_eye_distance, max_yaw=rec.max_yaw)
+
+    @property
+    def gallery_path(self) -> Path | None:
+        path = self.config.gallery.path
+        return Path(path).expanduser() if path else None
+
+    def _open_gallery(self) -> Gallery:
+        space, dim = self.spec.embedding_space, self.spec.output_dim
+        if self.gallery_path is None:
+            return Gallery(space, dim)
+        gallery, self.gallery_warning = Gallery.open(self.gallery_path, space, dim)
+        return gallery
+
+    # --- recognition --------------------------------------------------------------------
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        with self._lock:
+            return self.detector.detect(rgb)
+
+    def embed(self, rgb: np.ndarray, detections: list[Detection]) -> tuple[np.ndarray, list[str]]:
+        """Embeddings of the faces that pass the quality checks, and a reason ('' = embedded) per face."""
+        with self._lock:
+            reasons = [quality_problem(d, self.quality) for d in detections]
+            chips = [align_face(rgb, d, self.template) for d, r in zip(detections, reasons) if not r]
+            if not chips:
+                return np.zeros((0, self.spec.output_dim), np.float32), reasons
+            return self.embedder.embed(np.stack(chips)), reasons
+
+    def identify(self, embeddings: np.ndarray) -> list[Match]:
+        with self._lock:
+            return match(embeddings, self.gallery, self.threshold,
+                         each_once=self.config.recognition.each_once)
+
+    def process(self, rgb: np.ndarray) -> list[Face]:
+        """Detect, align, embed and name every face in an RGB uint8 frame."""
+        with self._lock:
+            t0 = time.perf_counter()
+            detections = self.detector.detect(rgb)
+            t1 = time.perf_counter()
+            reasons = [quality_problem(d, self.quality) for d in detections]
+            chips = [align_face(rgb, d, self.template) for d, r in zip(detections, reasons) if not r]
+            t2 = time.perf_counter()
+            embeddings = self.embedder.embed(np.stack(chips)) if chips else None
+            t3 = time.perf_counter()
+            matches = self.identify(embeddings) if embeddings is not None else []
+            t4 = time.perf_counter()
+            faces = [Face(detection=d, rejected=r) for d, r in zip(detections, reasons)]
+            for face, m, emb in zip((f for f in faces if not f.rejected), matches,
+                                    embeddings if embeddings is not None else []):
+                face.label, face.similarity, face.candidate, face.margin = (
+                    m.label, m.similarity, m.candidate, m.margin)
+                face.embedding = emb
+            self.timings = {"detect": (t1 - t0) * 1e3, "align": (t2 - t1) * 1e3,
+                            "embed": (t3 - t2) * 1e3, "match": (t4 - t3) * 1e3,
+                            "total": (t4 - t0) * 1e3, "faces": float(len(detections)),
+                            "embedded": float(len(chips))}
+            return faces
+
+    # --- enrolment and gallery management -------------------------------------------------
+    def embed_for_enrollment(self, rgb: np.ndarray, *, require_single: bool = False) -> np.ndarray:
+        """The embedding of the one (or largest) face in a photo; ValueError says what is wrong."""
+        with self._lock:
+            detections = self.detector.detect(rgb)
+            if not detections:
+                raise ValueError("no face found")
+            if require_single and len(detections) > 1:
+                raise ValueError(f"{len(detections)} faces found; the image must show exactly one")
+            face = largest(detections)
+            embeddings, reasons = self.embed(rgb, [face])
+            if reasons[0]:
+                raise ValueError(f"face not usable: {reasons[0]}")
+            return embeddings[0]
+
+    def enroll(self, name: str, images: list[np.ndarray], *, overwrite: bool = False,
+               require_single: bool = False, labels: list[str] | None = None) -> EnrollResult:
+        """Add one sample per usable image to `name` (largest face), then save the gallery."""
+        labels = labels or [f"image {i + 1}" for i in range(len(images))]
+        samples, skipped = [], []
+        for label, rgb in zip(labels, images):
+            try:
+                samples.append(self.embed_for_enrollment(rgb, require_single=require_single))
+            except ValueError as exc:
+                skipped.append(f"{label}: {exc}")
+        if not samples:
+            raise EnrollError(f"nothing enrolled for '{name}': " + "; ".join(skipped or ["no images"]))
+        return self.add_samples(name, np.stack(samples), overwrite=overwrite, skipped=skipped)
+
+    def add_samples(self, name: str, embeddings: np.ndarray, *, overwrite: bool = False,
+                    skipped: list[str] | None = None) -> EnrollResult:
+        with self._lock:
+            total = self.gallery.add(name, embeddings, overwrite=overwrite)
+            self.save_gallery()
+            return EnrollResult(name=name, added=len(embeddings), total=total, skipped=skipped or [])
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self.gallery.remove(name)
+            self.save_gallery()
+
+    def rename(self, old: str, new: str, *, merge: bool = False) -> None:
+        with self._lock:
+            self.gallery.rename(old, new, merge=merge)
+            self.save_gallery()
+
+    def people(self) -> list[PersonInfo]:
+        with self._lock:
+            return self.gallery.people()
+
+    def save_gallery(self) -> None:
+        with self._lock:
+            if self.gallery_path is not None:
+                self.gallery.save(self.gallery_path)
