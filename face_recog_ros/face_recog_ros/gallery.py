@@ -33,6 +33,7 @@ _NORM_TOLERANCE = 1e-3
 # A temp file older than this is stale even if its pid looks alive (pid reuse, other host).
 _STALE_TEMP_AGE_S = 600.0
 _RESERVED_AUTO = re.compile(r"unknown_\d+")
+_MEMBERS = ("meta", "embeddings", "owners")
 
 
 class InvalidName(ValueError):
@@ -524,7 +525,8 @@ def _parse_npz(path: str, data: bytes) -> dict[str, np.ndarray]:
         raise GalleryCorrupt(f"gallery {path} is not an npz archive ({len(data)} bytes)")
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
+            # Only the members we know: an unexpected huge member is never decompressed.
+            return {key: npz[key] for key in _MEMBERS if key in npz.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, RuntimeError) as err:
         raise GalleryCorrupt(f"gallery {path} is damaged or truncated: {err}") from err
 
