@@ -1,0 +1,1 @@
+"""Thin ROS 2 layer: nodes and message conversion around the ROS-independent core."""

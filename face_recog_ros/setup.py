@@ -1,0 +1,48 @@
+"""ament_python package definition; also what `pip install face_recog_ros` uses outside colcon."""
+import os
+from glob import glob
+
+from setuptools import find_namespace_packages, setup
+
+package_name = 'face_recog_ros'
+
+
+def share_tree(folder: str) -> list[tuple[str, list[str]]]:
+    """Install every file under `folder` to share/<package>/<folder>/..., keeping sub-folders."""
+    entries = []
+    for dirpath, _, filenames in os.walk(folder):
+        files = sorted(os.path.join(dirpath, f) for f in filenames if not f.startswith('.'))
+        if files:
+            entries.append((os.path.join('share', package_name, dirpath), files))
+    return entries
+
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    # Namespace-aware so sub-packages are found even before every folder has an __init__.py.
+    packages=find_namespace_packages(include=[package_name, package_name + '.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+        *share_tree('launch'),
+        *share_tree('config'),
+        *share_tree('models'),
+    ],
+    # Runtime libraries come from rosdep (package.xml) or setup.sh, not from pip resolution here.
+    install_requires=['setuptools'],
+    zip_safe=False,
+    maintainer='face_recog_ros contributors',
+    maintainer_email='maintainers@face-recog-ros.invalid',
+    description='Real-time face detection, tracking and recognition for ROS 2 robots (TFLite, CPU).',
+    license='Apache-2.0',
+    python_requires='>=3.10',
+    entry_points={
+        'console_scripts': [
+            'face-recog = face_recog_ros.cli:main',
+            'face_recognition_node = face_recog_ros.ros.node:main',
+            'camera_publisher = face_recog_ros.ros.camera_publisher:main',
+            'face_recog_demo = face_recog_ros.ros.demo:main',
+        ],
+    },
+)
