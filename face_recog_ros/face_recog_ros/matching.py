@@ -61,10 +61,12 @@ def identity_similarities(embeddings: np.ndarray, gallery: Gallery | Snapshot) -
     num_people = len(snap.names)
     if num_people == 0 or queries.shape[0] == 0:
         return np.zeros((queries.shape[0], num_people), dtype=np.float32)
-    sample_sims = queries @ snap.matrix.T  # (N, M)
-    if sample_sims.shape[1] == num_people:  # one sample each: no reduction needed
-        return sample_sims
-    return np.maximum.reduceat(sample_sims, snap.starts, axis=1)
+    # (M, N) rather than (N, M): the segmented max then runs over contiguous row blocks,
+    # measurably faster for several queries; the result is returned as a transposed view.
+    sample_sims = snap.matrix @ queries.T
+    if sample_sims.shape[0] == num_people:  # one sample each: no reduction needed
+        return sample_sims.T
+    return np.maximum.reduceat(sample_sims, snap.starts, axis=0).T
 
 
 def match(

@@ -2,10 +2,13 @@
 """Median time of gallery matching for growing galleries (random 128-d unit embeddings).
 
 Goal: one query against 10,000 identities in <= 1 ms. Run:  python3 tools/bench_matching.py
+On a busy machine multi-threaded BLAS can stall a tiny product for a whole scheduler slice
+(~16 ms); compare with  OPENBLAS_NUM_THREADS=1 python3 tools/bench_matching.py
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -42,6 +45,9 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=200)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"{os.cpu_count()} CPUs, load average {load}, "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
     print(f"{'identities':>10} {'samples':>7} {'1 query ms':>10} {'5 queries ms':>12} {'each_once ms':>12}")
     worst = 0.0
     for people in (100, 1_000, 10_000):
