@@ -5,6 +5,7 @@
     face-recog identify group.jpg --draw out.jpg
     face-recog evaluate faces/ --compare     # side by side with face_recognition (dlib)
     face-recog benchmark
+    face-recog benchmark-tracking            # tracking off vs on, same frames
 """
 from __future__ import annotations
 
@@ -166,6 +167,11 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     return run_benchmark(build_config(args), frames=args.frames, compare=not args.no_compare)
 
 
+def cmd_benchmark_tracking(args: argparse.Namespace) -> int:
+    from .benchmark_tracking import run_tracking_benchmark
+    return run_tracking_benchmark(build_config(args), frames=args.frames)
+
+
 def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML config (default: the package's config/face_recognition.yaml)")
     parser.add_argument("--gallery", help="gallery file (overrides gallery.path)")
@@ -212,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "face_recognition")
     p.add_argument("--frames", type=int, default=30, help="timed runs per case")
     p.add_argument("--no-compare", action="store_true", help="skip face_recognition")
+    p = command("benchmark-tracking", cmd_benchmark_tracking, "tracking off vs on over a synthetic "
+                "walk-through: CPU per frame, embeddings per frame, label flips, frames to first label "
+                "(tracking.* options come from --config)")
+    p.add_argument("--frames", type=int, default=240, help="length of the sequence at 30 fps")
     return parser
 
 

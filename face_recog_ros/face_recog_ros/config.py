@@ -71,7 +71,7 @@ class TrackingConfig:
     max_keypoint_distance: float = option(0.6, "Largest mean keypoint distance from the track's "
                                           "predicted position, in face widths, for a detection to "
                                           "continue that track", low=0.01, high=10.0)
-    detect_interval: int = option(1, "Run the detector every N frames; in between, tracks move by "
+    detect_interval: int = option(2, "Run the detector every N frames; in between, tracks move by "
                                   "their predicted motion", low=1, high=30)
     reembed_interval: int = option(10, "Frames between re-embeddings of a face whose identity is "
                                    "settled", low=1, high=1000)

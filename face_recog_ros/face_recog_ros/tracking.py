@@ -325,6 +325,14 @@ class UnknownClusters:
         cluster.samples = np.concatenate([cluster.samples, rows])[-self.max_samples:]
         cluster.last_seen = stamp
 
+    def restore(self, label: str, samples: np.ndarray) -> None:
+        """Put back a cluster taken with :meth:`pop` (its promotion failed)."""
+        self._clusters[label] = _Cluster(label, samples, max((c.last_seen for c in self._clusters.values()),
+                                                             default=0.0))
+
+    def discard(self, label: str) -> None:
+        self._clusters.pop(label, None)
+
     def pop(self, label: str) -> np.ndarray:
         """Remove a cluster and return its samples (KeyError if there is none)."""
         cluster = self._clusters.pop(label, None)
