@@ -59,7 +59,7 @@ def test_match_equals_naive_argmax() -> None:
     queries = np.concatenate([unit(rng, 5), g.matrix()[::17]])  # strangers and enrolled samples
     sims = identity_similarities(queries, g)
     for threshold in (-1.0, 0.1, 0.5, 0.99):
-        for q, m in zip(sims, match(queries, g, threshold)):
+        for q, m in zip(sims, match(queries, g, threshold), strict=True):
             order = np.argsort(q)[::-1]
             assert m.candidate == g.names()[order[0]] and m.index == order[0]
             assert m.similarity == pytest.approx(q[order[0]])
