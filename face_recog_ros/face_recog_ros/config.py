@@ -95,10 +95,10 @@ class TrackingConfig:
                                       low=-1.0, high=1.0)
     max_unknown_clusters: int = option(50, "Most unknown clusters kept (least recently seen dropped)",
                                        low=1, high=10000)
-    enroll_max_similarity: float = option(0.93, "Live enrolment skips a sample this similar (cosine) "
+    enroll_max_similarity: float = option(0.95, "Live enrolment skips a sample this similar (cosine) "
                                           "to one already collected (near-duplicate)",
                                           low=-1.0, high=1.0)
-    enroll_min_sharpness: float = option(40.0, "Live enrolment skips chips blurrier than this "
+    enroll_min_sharpness: float = option(25.0, "Live enrolment skips chips blurrier than this "
                                          "(variance of the Laplacian of the aligned grey chip)",
                                          low=0.0, high=100000.0)
     enroll_max_yaw: float = option(0.35, "Live enrolment skips faces turned further than this "
