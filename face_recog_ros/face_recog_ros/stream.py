@@ -377,8 +377,12 @@ class StreamRecognizer:
         try:
             enrollment.result = self.recognizer.add_samples(enrollment.name, np.stack(enrollment.samples),
                                                             overwrite=enrollment.overwrite)
-        except (ValueError, OSError) as exc:
+        except ValueError as exc:
             self._finish_enrollment(EnrollState.FAILED, f"could not add the samples: {exc}")
+            return
+        except OSError as exc:
+            self._finish_enrollment(EnrollState.FAILED, f"the samples are enrolled in memory but the "
+                                    f"gallery could not be saved: {exc}")
             return
         info = self._infos.get(enrollment.track)
         if info is not None:
@@ -407,10 +411,12 @@ class StreamRecognizer:
             samples = self.clusters.pop(cluster_label)
             try:
                 result = self.recognizer.add_samples(name, samples)
-            except (ValueError, OSError):
+            except ValueError:  # rejected before the gallery changed
                 self.clusters.restore(cluster_label, samples)
                 raise
-            self._dissolve_cluster(cluster_label)
+            finally:
+                if cluster_label not in self.clusters.labels():  # in the gallery, even if saving failed
+                    self._dissolve_cluster(cluster_label)
             return result
 
     def _dissolve_cluster(self, label: str) -> None:

@@ -270,3 +270,12 @@ def test_strangers_get_stable_unknown_labels_and_can_be_promoted():
         (EventType.IDENTIFIED, "Grace", "unknown_2")]
     with pytest.raises(KeyError):
         stream.promote_unknown("unknown_2", "Grace")
+
+
+def test_benchmark_tracking_command_prints_both_modes_and_the_goals(capsys):
+    from face_recog_ros.cli import main
+    status = main(["benchmark-tracking", "--frames", "60"])
+    out = capsys.readouterr().out
+    assert status in (0, 1)  # 1 only says a goal was missed on this (short, shared) run
+    for row in ("off ", "on ", "on, detect every frame", "goal embedder calls", "goal zero label flips"):
+        assert row in out
