@@ -101,7 +101,8 @@ def run_tracking_benchmark(config: RecognizerConfig, frames: int = 240, fps: flo
              "on": dataclasses.replace(config.tracking, enabled=True)}
     if config.tracking.detect_interval > 1:  # what the detector interval alone contributes
         modes["on, detect every frame"] = dataclasses.replace(modes["on"], detect_interval=1)
-    results = {mode: replay(StreamRecognizer(recognizer, tracking), sequence) for mode, tracking in modes.items()}
+    results = {mode: replay(StreamRecognizer(recognizer, tracking), sequence)
+               for mode, tracking in modes.items()}
     metrics = {mode: label_metrics(r, all_visits, fps) for mode, r in results.items()}
 
     t = config.tracking
@@ -133,7 +134,8 @@ def run_tracking_benchmark(config: RecognizerConfig, frames: int = 240, fps: flo
         print(f"goal {name} >= {GOALS[name]:g}x: {ratio:.1f}x {'met' if met else 'NOT met'}")
     flips = metrics["on"]["flips"]
     ok &= flips == 0
-    print(f"goal zero label flips on steady segments (tracking on): {flips:.0f} {'met' if flips == 0 else 'NOT met'}")
+    print(f"goal zero label flips on steady segments (tracking on): {flips:.0f} "
+          f"{'met' if flips == 0 else 'NOT met'}")
     slowest = metrics["on"]["max_frames_to_label"]
     met = slowest <= MAX_FRAMES_TO_LABEL
     ok &= met

@@ -197,7 +197,8 @@ class StreamRecognizer:
                 priority = 0
             elif not info.identity.decided:
                 priority = 1
-            elif self._frame - info.last_embedded >= c.reembed_interval or self._pose_changed(info, detection):
+            elif (self._frame - info.last_embedded >= c.reembed_interval
+                  or self._pose_changed(info, detection)):
                 priority = 2
             else:
                 continue
@@ -254,7 +255,8 @@ class StreamRecognizer:
             else:
                 continue
             if label != previous:
-                kind = EventType.IDENTIFIED if is_name(label) and not info.named_once else EventType.LABEL_CHANGED
+                first_name = is_name(label) and not info.named_once
+                kind = EventType.IDENTIFIED if first_name else EventType.LABEL_CHANGED
                 events.append(FaceEvent(kind, track.id, label, previous, similarity, stamp))
             info.named_once |= is_name(label)
             info.announced = label
@@ -364,7 +366,8 @@ class StreamRecognizer:
             enrollment.skipped["turned away"] += 1
         elif sharpness(align_face(rgb, detection, self.recognizer.template)) < c.enroll_min_sharpness:
             enrollment.skipped["blurred"] += 1
-        elif enrollment.samples and float(np.max(np.stack(enrollment.samples) @ embedding)) > c.enroll_max_similarity:
+        elif (enrollment.samples
+              and float(np.max(np.stack(enrollment.samples) @ embedding)) > c.enroll_max_similarity):
             enrollment.skipped["near duplicate"] += 1
         else:
             enrollment.samples.append(embedding)

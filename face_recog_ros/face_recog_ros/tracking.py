@@ -252,7 +252,8 @@ class TemporalLabel:
             return
         self._stale, self._generation = False, snapshot.generation
         names = snapshot.names
-        scores = identity_similarities(np.stack(self.evidence), snapshot).mean(axis=0) if names else np.zeros(0)
+        scores = (identity_similarities(np.stack(self.evidence), snapshot).mean(axis=0) if names
+                  else np.zeros(0))
         order = np.argsort(scores)[::-1]
         best = float(scores[order[0]]) if names else 0.0
         runner_up = float(scores[order[1]]) if len(names) > 1 else -1.0
@@ -310,7 +311,8 @@ class UnknownClusters:
                 best_label, best = cluster.label, similarity
         if best < self.threshold:
             best_label = f"{CLUSTER_PREFIX}{next(self._numbers)}"
-            self._clusters[best_label] = _Cluster(best_label, np.zeros((0, len(mean_embedding)), np.float32), stamp)
+            empty = np.zeros((0, len(mean_embedding)), np.float32)
+            self._clusters[best_label] = _Cluster(best_label, empty, stamp)
             if len(self._clusters) > self.max_clusters:
                 oldest = min(self._clusters.values(), key=lambda c: c.last_seen)
                 del self._clusters[oldest.label]
