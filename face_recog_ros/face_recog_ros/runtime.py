@@ -22,7 +22,9 @@ def _interpreter_class() -> type:
             from tflite_runtime.interpreter import Interpreter
         except ImportError:
             try:
-                from tensorflow.lite import Interpreter  # type: ignore[no-redef]
+                import tensorflow as tf
+
+                Interpreter = tf.lite.Interpreter  # noqa: N806
             except ImportError as e:
                 raise ModelError(
                     "no TFLite runtime found: install ai-edge-litert (or tflite-runtime)"

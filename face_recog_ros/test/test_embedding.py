@@ -1,6 +1,7 @@
 """Embedder specs and the bundled dlib_resnet_v1 embedders, on real models and real faces."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import cv2
@@ -126,6 +127,20 @@ def test_spec_pointing_at_a_detector_model_is_rejected(tmp_path: Path) -> None:
         pytest.skip("BlazeFace model not bundled yet")
     with pytest.raises(ModelError, match="face_detection_short_range.tflite"):
         Embedder(EmbedderSpec.from_yaml(write_spec(tmp_path, file=str(detector))))
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
+def test_falls_back_to_tensorflow_lite(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With neither ai-edge-litert nor tflite-runtime, TensorFlow's interpreter is used."""
+    pytest.importorskip("tensorflow")
+    chips = np.stack([chip("astronaut"), chip("grace_hopper")])
+    spec = EmbedderSpec.from_yaml(spec_path(MODEL_IDS[1]))
+    expected = Embedder(spec).embed(chips)
+    for name in ("ai_edge_litert", "ai_edge_litert.interpreter", "tflite_runtime", "tflite_runtime.interpreter"):
+        monkeypatch.setitem(sys.modules, name, None)  # makes `import name` raise ImportError
+    embedder = Embedder(spec)
+    assert type(embedder._interp).__module__.startswith("tensorflow")
+    np.testing.assert_allclose(embedder.embed(chips), expected, atol=2e-2)
 
 
 def test_load_interpreter_rejects_bad_thread_count() -> None:

@@ -471,8 +471,20 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def existing_template_yaml(path: Path) -> str:
+    """The spec's current alignment template as YAML, so re-converting keeps a calibrated one."""
+    import yaml
+
+    template = yaml.safe_load(path.read_text()).get("template") if path.is_file() else None
+    if not template:
+        return "template: null"
+    lines = [f"  {name}: [{xy[0]}, {xy[1]}]" for name, xy in template.items()]
+    return "\n".join(["template:  # kept from the previous spec (tools/calibrate_template.py)", *lines])
+
+
 def write_spec(path: Path, model_file: str, model_id: str, mean_rgb, threshold: float, note: str) -> None:
     mean = ", ".join(f"{m:.3f}" for m in mean_rgb)
+    template = existing_template_yaml(path)
     path.write_text(
         f"""# Embedder spec for {model_file}: {note}
 # Made by tools/convert_dlib_resnet.py from dlib's CC0 {MODEL_NAME}.
@@ -493,7 +505,7 @@ threshold: {threshold}
 # Chips were made like dlib.get_face_chip(img, shape_5pt, size={CHIP_SIZE}, padding={CHIP_PADDING}).
 # Alignment template: keypoint name -> [x, y] chip pixels (right_eye, left_eye, nose_tip,
 # mouth_center); filled in by tools/calibrate_template.py.
-template: null
+{template}
 """
     )
 
