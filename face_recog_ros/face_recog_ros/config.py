@@ -29,6 +29,12 @@ class DetectorConfig:
     nms_iou: float = option(0.3, "IoU above which overlapping detections are merged", low=0.05, high=0.95)
     max_faces: int = option(10, "Most faces reported per frame (highest scores first)", low=1, high=100)
     num_threads: int = option(2, "CPU threads for the detector", low=1, high=16)
+    backend: str = option("tflite", "Detector runtime for the same BlazeFace models: 'tflite' (our decoder "
+                          "on the TFLite runtime: no extra dependency, installs wherever the embedder "
+                          "runs, incl. 32-bit Pi OS and older Jetson images), 'mediapipe' (MediaPipe "
+                          "Tasks FaceDetector: needs the mediapipe wheel, x86_64/aarch64 only, ignores "
+                          "num_threads) or 'auto' (mediapipe when it imports, else tflite)",
+                          choices=("tflite", "mediapipe", "auto"))
 
 
 @dataclass

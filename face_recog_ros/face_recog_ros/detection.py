@@ -1,14 +1,23 @@
-"""Face detection with MediaPipe's BlazeFace models on the TFLite runtime.
+"""Face detection with MediaPipe's BlazeFace models, on the TFLite runtime or MediaPipe Tasks.
 
-Reproduces MediaPipe's face_detection graph (modules/face_detection/face_detection.pbtxt with
-the short/full-range options) without MediaPipe: letterboxed [-1, 1] input, SSD anchors from
-SsdAnchorsCalculator, TensorsToDetectionsCalculator decoding and NonMaxSuppressionCalculator's
-WEIGHTED algorithm, then projection back to the original image's pixels.
+Two interchangeable backends behind `create_detector(options)`:
+
+- `FaceDetector` ('tflite') reproduces MediaPipe's face_detection graph
+  (modules/face_detection/face_detection.pbtxt with the short/full-range options) without
+  MediaPipe: letterboxed [-1, 1] input, SSD anchors from SsdAnchorsCalculator,
+  TensorsToDetectionsCalculator decoding and NonMaxSuppressionCalculator's WEIGHTED
+  algorithm, then projection back to the original image's pixels. Needs only a TFLite runtime.
+- `MediaPipeFaceDetector` ('mediapipe') runs the same model files through MediaPipe Tasks'
+  FaceDetector (the bundled files carry the TFLite metadata Tasks requires; the TFLite
+  backend ignores it).
 """
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -37,6 +46,9 @@ _MODELS = {
     "full": _ModelSpec("face_detection_full_range.tflite", 192, (4,), 0.0, 2304),
 }
 
+BACKENDS = ("tflite", "mediapipe", "auto")
+MEDIAPIPE_INSTALL = "pip install --no-deps mediapipe==1.2.3 absl-py flatbuffers"
+
 
 @dataclass(frozen=True)
 class DetectorOptions:
@@ -47,6 +59,9 @@ class DetectorOptions:
     nms_iou: IoU above which detections are merged by weighted NMS.
     max_faces: at most this many detections are returned, best first.
     model_path: a .tflite file to use instead of the bundled model for model_range.
+    backend: 'tflite' (FaceDetector), 'mediapipe' (MediaPipeFaceDetector) or 'auto'
+        (mediapipe when it imports, else tflite); see create_detector.
+    num_threads: TFLite backend only (MediaPipe Tasks' Python API does not expose it).
     """
 
     model_range: str = "short"
@@ -55,8 +70,11 @@ class DetectorOptions:
     max_faces: int = 10
     num_threads: int = 2
     model_path: str | Path | None = None
+    backend: str = "tflite"
 
     def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.model_range not in _MODELS:
             raise ValueError(f"model_range must be one of {sorted(_MODELS)}, got {self.model_range!r}")
         if not 0.0 <= self.min_score <= 1.0:
@@ -133,14 +151,20 @@ def weighted_nms(
     return (np.asarray(out_boxes, np.float32), np.asarray(out_kps, np.float32), np.asarray(out_scores, np.float32))
 
 
+def _model_path(options: DetectorOptions) -> Path:
+    return Path(options.model_path) if options.model_path else models_dir() / _MODELS[options.model_range].filename
+
+
 class FaceDetector:
     """BlazeFace detector. Not thread-safe: it reuses its input buffers between frames."""
+
+    backend = "tflite"
 
     def __init__(self, options: DetectorOptions | None = None) -> None:
         self.options = options or DetectorOptions()
         spec = _MODELS[self.options.model_range]
         self._size = spec.input_size
-        path = Path(self.options.model_path) if self.options.model_path else models_dir() / spec.filename
+        path = _model_path(self.options)
         self._interpreter = load_interpreter(path, self.options.num_threads)
         inp = self._interpreter.get_input_details()[0]
         if tuple(inp["shape"]) != (1, self._size, self._size, 3) or inp["dtype"] != np.float32:
@@ -161,6 +185,15 @@ class FaceDetector:
         self._canvas = np.zeros((self._size, self._size, 3), np.uint8)
         self._tensor = np.empty((1, self._size, self._size, 3), np.float32)
         self._geometry: tuple[int, int, int, int, int, int] | None = None  # h, w, new_w, new_h, pad_x, pad_y
+
+    def close(self) -> None:
+        """Nothing to release (the interpreter is freed with the object); kept for interface parity."""
+
+    def __enter__(self) -> FaceDetector:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in an RGB uint8 (H, W, 3) image (grayscale (H, W) / (H, W, 1) and RGBA are accepted).
@@ -228,6 +261,145 @@ class FaceDetector:
         np.multiply(self._canvas, np.float32(2.0 / 255.0), out=self._tensor[0], casting="unsafe")
         self._tensor -= 1.0
         return self._geometry
+
+
+class MediaPipeFaceDetector:
+    """The same BlazeFace models through MediaPipe Tasks' FaceDetector (running mode IMAGE).
+
+    Same interface and output convention as FaceDetector. Differences: Tasks reports the box
+    in whole pixels (keypoints stay sub-pixel); it resizes without area averaging, so
+    results differ slightly from the TFLite backend on strongly downscaled frames; and
+    num_threads is not applied. Holds native resources: close() it (or use `with`); it is
+    also closed when collected or at interpreter exit.
+    """
+
+    backend = "mediapipe"
+
+    def __init__(self, options: DetectorOptions | None = None) -> None:
+        self.options = options or DetectorOptions()
+        mp, vision, base_options = _import_mediapipe()
+        self._mp = mp
+        path = _model_path(self.options)
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path}")
+        tasks_options = vision.FaceDetectorOptions(
+            base_options=base_options.BaseOptions(model_asset_path=str(path)),
+            running_mode=vision.RunningMode.IMAGE,
+            min_detection_confidence=self.options.min_score,
+            min_suppression_threshold=self.options.nms_iou,
+        )
+        try:
+            self._detector: Any = vision.FaceDetector.create_from_options(tasks_options)
+        except (RuntimeError, ValueError) as e:
+            raise ModelError(
+                f"MediaPipe cannot load {path}: {e} (a bare BlazeFace file needs its TFLite metadata: "
+                "tools/add_blazeface_metadata.py)"
+            ) from e
+        # Closed on garbage collection, or by _close_at_exit; not by __del__ or atexit, which
+        # run too late for MediaPipe's close() (see _close_at_exit).
+        self._finalizer = weakref.finalize(self, self._detector.close)
+        self._finalizer.atexit = False
+        _register_for_exit(self)
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in an RGB uint8 (H, W, 3) image (grayscale and RGBA accepted), as FaceDetector.detect."""
+        _check_image(image)
+        if self._detector is None:
+            raise RuntimeError("detector is closed")
+        if image.ndim == 2 or image.shape[2] == 1:
+            rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        elif image.shape[2] == 4:
+            rgb = cv2.cvtColor(image, cv2.COLOR_RGBA2RGB)
+        else:
+            rgb = np.ascontiguousarray(image)
+        h, w = rgb.shape[:2]
+        result = self._detector.detect(self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb))
+        faces = []
+        for d in result.detections:
+            b = d.bounding_box
+            box = np.array([b.origin_x, b.origin_y, b.origin_x + b.width, b.origin_y + b.height], np.float32)
+            keypoints = np.array([[k.x * w, k.y * h] for k in d.keypoints], np.float32)
+            if keypoints.shape != (_NUM_KEYPOINTS, 2):
+                raise ModelError(f"MediaPipe returned {len(d.keypoints)} keypoints, expected {_NUM_KEYPOINTS}")
+            faces.append(Detection(box=box, score=float(d.categories[0].score), keypoints=keypoints))
+        faces.sort(key=lambda f: -f.score)
+        return faces[: self.options.max_faces]
+
+    def close(self) -> None:
+        """Release the Tasks graph; idempotent."""
+        self._detector = None
+        self._finalizer()
+
+    def __enter__(self) -> MediaPipeFaceDetector:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+_OPEN_MEDIAPIPE: weakref.WeakSet[MediaPipeFaceDetector] = weakref.WeakSet()
+_exit_hook_lock = threading.Lock()
+_exit_hook_registered = False
+
+
+def _close_at_exit() -> None:
+    """Close MediaPipe detectors still open when the interpreter exits.
+
+    Why threading's exit hook (Python >= 3.9, the one concurrent.futures itself uses): MediaPipe
+    sends close() through a ThreadPoolExecutor that refuses work once threading has shut
+    down, which is before atexit handlers run, and its own __del__ fails during module
+    teardown. These hooks run before the executor's, so the graphs close cleanly.
+    """
+    for detector in list(_OPEN_MEDIAPIPE):
+        detector.close()
+
+
+def _register_for_exit(detector: MediaPipeFaceDetector) -> None:
+    global _exit_hook_registered
+    with _exit_hook_lock:
+        if not _exit_hook_registered:
+            threading._register_atexit(_close_at_exit)  # type: ignore[attr-defined]
+            _exit_hook_registered = True
+        _OPEN_MEDIAPIPE.add(detector)
+
+
+def mediapipe_available() -> bool:
+    """Whether the mediapipe backend can be used here (imports mediapipe when it can)."""
+    try:
+        _import_mediapipe()
+    except ModelError:
+        return False
+    return True
+
+
+def create_detector(options: DetectorOptions | None = None) -> FaceDetector | MediaPipeFaceDetector:
+    """The detector for options.backend; 'auto' picks mediapipe when it imports, else tflite.
+
+    Raises ModelError (a ValueError) with install instructions when 'mediapipe' is asked
+    for and cannot be imported.
+    """
+    options = options or DetectorOptions()
+    if options.backend == "mediapipe" or (options.backend == "auto" and mediapipe_available()):
+        return MediaPipeFaceDetector(options)
+    return FaceDetector(options)
+
+
+def _import_mediapipe() -> tuple[Any, Any, Any]:
+    """mediapipe, its Tasks vision module and base_options, or ModelError saying how to install them.
+
+    Imported on demand: the TFLite backend must not pay for (or depend on) mediapipe.
+    """
+    try:
+        import mediapipe as mp
+        from mediapipe.tasks.python import vision
+        from mediapipe.tasks.python.core import base_options
+    except ImportError as e:
+        raise ModelError(
+            f"detector backend 'mediapipe' needs the mediapipe package ({e}). Install it with "
+            f"`{MEDIAPIPE_INSTALL}` (it also needs numpy, opencv-python(-headless) and matplotlib; "
+            "wheels exist for x86_64 and 64-bit aarch64 only), or set detector.backend to 'tflite'."
+        ) from e
+    return mp, vision, base_options
 
 
 def _check_image(image: np.ndarray) -> None:

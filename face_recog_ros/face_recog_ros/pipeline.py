@@ -15,7 +15,7 @@ import numpy as np
 
 from .alignment import AlignmentTemplate, QualityOptions, align_face, quality_problem
 from .config import RecognizerConfig
-from .detection import DetectorOptions, FaceDetector
+from .detection import DetectorOptions, create_detector
 from .embedding import Embedder, EmbedderSpec
 from .gallery import Gallery, PersonInfo
 from .matching import Match, match
@@ -53,9 +53,9 @@ class FaceRecognizer:
     def __init__(self, config: RecognizerConfig | None = None, gallery: Gallery | None = None) -> None:
         self.config = config or RecognizerConfig()
         det = self.config.detector
-        self.detector = FaceDetector(DetectorOptions(
+        self.detector = create_detector(DetectorOptions(
             model_range=det.model_range, min_score=det.min_score, nms_iou=det.nms_iou,
-            max_faces=det.max_faces, num_threads=det.num_threads))
+            max_faces=det.max_faces, num_threads=det.num_threads, backend=det.backend))
         self.spec = EmbedderSpec.from_yaml(resolve_spec_path(self.config.embedder.model))
         if self.spec.template is None:
             raise ValueError(f"embedder spec {self.spec.path} has no alignment template")

@@ -1,6 +1,11 @@
 """BlazeFace detector on the bundled models and real (public-domain) photos."""
 from __future__ import annotations
 
+import json
+import hashlib
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -9,10 +14,21 @@ import numpy as np
 import pytest
 import skimage.data
 
-from face_recog_ros.detection import DetectorOptions, FaceDetector, ssd_anchor_centers, weighted_nms
-from face_recog_ros.types import KEYPOINT_NAMES
+from face_recog_ros.config import RecognizerConfig, set_option
+from face_recog_ros.detection import (
+    MEDIAPIPE_INSTALL,
+    DetectorOptions,
+    FaceDetector,
+    MediaPipeFaceDetector,
+    create_detector,
+    mediapipe_available,
+    ssd_anchor_centers,
+    weighted_nms,
+)
+from face_recog_ros.types import Detection, KEYPOINT_NAMES
 
-FACES_DEV = Path(__file__).resolve().parents[2] / ".." / "shared" / "faces-dev"
+PACKAGE = Path(__file__).resolve().parents[1]
+FACES_DEV = PACKAGE.parent / ".." / "shared" / "faces-dev"
 RANGES = ("short", "full")
 KP = {name: i for i, name in enumerate(KEYPOINT_NAMES)}
 
@@ -238,8 +254,187 @@ def test_detection_rate_lfw(detector: FaceDetector) -> None:
 
 def test_wrong_model_file_is_rejected(tmp_path: Path) -> None:
     # The full-range model where the short-range one is expected: wrong input size.
-    full_model = Path(__file__).resolve().parents[1] / "models" / "face_detection_full_range.tflite"
+    full_model = PACKAGE / "models" / "face_detection_full_range.tflite"
     with pytest.raises(ValueError, match="expected a float32"):
         FaceDetector(DetectorOptions(model_range="short", model_path=full_model))
     with pytest.raises(ValueError, match="not found"):
         FaceDetector(DetectorOptions(model_path=tmp_path / "missing.tflite"))
+
+
+# --- bundled model files ---------------------------------------------------------------------
+
+
+def test_bundled_models_match_provenance_and_carry_metadata() -> None:
+    """The committed files are what tools/vendor_blazeface.py wrote: checksums and metadata step."""
+    models = PACKAGE / "models"
+    provenance = json.loads((models / "blazeface.provenance.json").read_text())
+    assert provenance["metadata_step"]["tool"] == "tools/add_blazeface_metadata.py"
+    for name, info in provenance["models"].items():
+        data = (models / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == info["sha256"], f"{name} changed without re-vendoring"
+        assert b"TFLITE_METADATA" in data and info["sha256_in_wheel"] != info["sha256"]
+
+
+# --- backend option ---------------------------------------------------------------------------
+
+
+def test_backend_option_validation() -> None:
+    assert DetectorOptions().backend == RecognizerConfig().detector.backend == "tflite"
+    with pytest.raises(ValueError, match="backend must be one of tflite, mediapipe, auto"):
+        DetectorOptions(backend="gpu")
+    config = RecognizerConfig()
+    for value in ("tflite", "mediapipe", "auto"):
+        set_option(config, "detector.backend", value)
+        assert config.detector.backend == value
+    with pytest.raises(ValueError, match="detector.backend"):
+        set_option(config, "detector.backend", "onnx")
+    yaml_config = RecognizerConfig.from_yaml(PACKAGE / "config" / "face_recognition.yaml")
+    assert yaml_config.detector.backend == RecognizerConfig().detector.backend
+
+
+def test_tflite_backend_is_the_plain_detector(astronaut: np.ndarray) -> None:
+    with create_detector(DetectorOptions(backend="tflite")) as detector:
+        assert type(detector) is FaceDetector and detector.backend == "tflite"
+        assert len(detector.detect(astronaut)) == 1
+
+
+_WITHOUT_MEDIAPIPE = """
+import sys
+sys.modules["mediapipe"] = None  # what Python does for a package that is not installed
+from face_recog_ros.detection import DetectorOptions, create_detector
+print(type(create_detector(DetectorOptions(backend="auto"))).__name__)
+try:
+    create_detector(DetectorOptions(backend="mediapipe"))
+except ValueError as e:
+    print(e)
+"""
+
+
+def test_without_mediapipe_auto_falls_back_and_mediapipe_says_how_to_install() -> None:
+    """A fresh interpreter in which mediapipe cannot be imported, whether or not it is installed here."""
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_MEDIAPIPE], capture_output=True, text=True, check=True, timeout=120
+    )
+    auto_type, message = result.stdout.strip().splitlines()
+    assert auto_type == "FaceDetector"
+    assert "detector backend 'mediapipe' needs the mediapipe package" in message
+    assert MEDIAPIPE_INSTALL in message and "detector.backend to 'tflite'" in message
+
+
+# --- MediaPipe Tasks backend (skipped where mediapipe is not installed) -------------------------
+
+
+@pytest.fixture(scope="module")
+def _mediapipe() -> None:
+    if not mediapipe_available():
+        pytest.skip(f"mediapipe not importable (install: {MEDIAPIPE_INSTALL})")
+
+
+@pytest.fixture(scope="module", params=RANGES)
+def backends(request: pytest.FixtureRequest, _mediapipe: None) -> Iterator[tuple[FaceDetector, MediaPipeFaceDetector]]:
+    options = DetectorOptions(model_range=request.param)
+    with MediaPipeFaceDetector(DetectorOptions(model_range=request.param, backend="mediapipe")) as mp_detector:
+        yield FaceDetector(options), mp_detector
+
+
+def _pair(astronaut: np.ndarray, hopper: np.ndarray) -> np.ndarray:
+    pair = np.zeros((300, 600, 3), np.uint8)
+    pair[:, :300] = astronaut[0:300, 80:380]
+    pair[:, 300:556] = cv2.resize(hopper, (256, 300), interpolation=cv2.INTER_AREA)
+    return pair
+
+
+def _canvas(astronaut: np.ndarray, long_side: int, wide: bool) -> np.ndarray:
+    canvas = np.zeros((512, long_side, 3) if wide else (long_side, 512, 3), np.uint8)
+    dx, dy = (50, 0) if wide else (0, 70)
+    canvas[dy : dy + 512, dx : dx + 512] = astronaut
+    return canvas
+
+
+def _assert_same_faces(a: list[Detection], b: list[Detection]) -> None:
+    """Same faces, left to right, with boxes and keypoints close in units of face width.
+
+    Tolerances from measurement: the backends run the same model but their inputs differ
+    slightly (MediaPipe's own resampling), which moves keypoints by a median 1-2% of the
+    face width and up to ~9% for the smallest short-range faces here; Tasks' boxes are also
+    rounded to whole pixels.
+    """
+    assert len(a) == len(b) >= 1
+    for d, e in zip(sorted(a, key=lambda f: f.box[0]), sorted(b, key=lambda f: f.box[0])):
+        width = d.width
+        assert np.abs(d.box - e.box).max() < 0.1 * width
+        kp_error = np.linalg.norm(d.keypoints - e.keypoints, axis=1) / width
+        assert kp_error[:4].max() < 0.1, kp_error  # eyes, nose, mouth
+        assert kp_error.mean() < 0.08, kp_error
+        assert abs(d.score - e.score) < 0.1
+
+
+def test_backends_find_the_same_faces(
+    backends: tuple[FaceDetector, MediaPipeFaceDetector], astronaut: np.ndarray, hopper: np.ndarray
+) -> None:
+    tflite, mp_detector = backends
+    long_side = 640 if tflite.options.model_range == "short" else 768
+    images = {
+        "astronaut": astronaut,
+        "hopper": hopper,
+        "pair": _pair(astronaut, hopper),
+        "wide canvas": _canvas(astronaut, long_side, wide=True),
+        "tall canvas": _canvas(astronaut, long_side, wide=False),
+    }
+    for name, image in images.items():
+        a, b = tflite.detect(image), mp_detector.detect(image)
+        assert len(b) == (2 if name == "pair" else 1), name
+        _assert_same_faces(a, b)
+        assert [f.score for f in b] == sorted((f.score for f in b), reverse=True)
+        assert all(f.box.dtype == np.float32 and f.keypoints.shape == (6, 2) for f in b)
+
+
+def test_mediapipe_keypoint_order(backends: tuple[FaceDetector, MediaPipeFaceDetector], astronaut: np.ndarray) -> None:
+    kp = backends[1].detect(astronaut)[0].keypoints
+    assert kp[KP["right_eye"], 0] < kp[KP["left_eye"], 0]
+    assert max(kp[KP["right_eye"], 1], kp[KP["left_eye"], 1]) < kp[KP["nose_tip"], 1] < kp[KP["mouth_center"], 1]
+
+
+def test_mediapipe_options_and_inputs(_mediapipe: None, astronaut: np.ndarray, hopper: np.ndarray) -> None:
+    pair = _pair(astronaut, hopper)
+    with create_detector(DetectorOptions(backend="mediapipe", max_faces=1)) as one:
+        assert isinstance(one, MediaPipeFaceDetector) and one.backend == "mediapipe"
+        faces = one.detect(pair)
+        assert len(faces) == 1
+    with create_detector(DetectorOptions(backend="mediapipe", min_score=0.99)) as strict:
+        assert strict.detect(pair) == []
+    with create_detector(DetectorOptions(backend="auto")) as auto:
+        assert isinstance(auto, MediaPipeFaceDetector)
+        assert auto.detect(pair)[0].score == pytest.approx(faces[0].score)
+        assert auto.detect(np.full((480, 640, 3), 128, np.uint8)) == []
+        reference = auto.detect(astronaut)[0]
+        gray = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)
+        for image in (gray, gray[:, :, None], cv2.cvtColor(astronaut, cv2.COLOR_RGB2RGBA)):
+            found = auto.detect(image)
+            assert len(found) == 1 and np.abs(found[0].box - reference.box).max() < 0.1 * reference.width
+        for bad in (np.zeros((64, 64, 3), np.float32), np.zeros((64, 64, 2), np.uint8), [[0, 0, 0]]):
+            with pytest.raises(ValueError):
+                auto.detect(bad)  # type: ignore[arg-type]
+
+
+def test_mediapipe_close(_mediapipe: None, astronaut: np.ndarray, tmp_path: Path) -> None:
+    detector = MediaPipeFaceDetector(DetectorOptions(backend="mediapipe"))
+    assert detector.detect(astronaut)
+    detector.close()
+    detector.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        detector.detect(astronaut)
+    with pytest.raises(ValueError, match="not found"):
+        MediaPipeFaceDetector(DetectorOptions(backend="mediapipe", model_path=tmp_path / "missing.tflite"))
+
+
+def test_mediapipe_detector_left_open_exits_cleanly(_mediapipe: None) -> None:
+    code = (
+        "import numpy as np\n"
+        "from face_recog_ros.detection import DetectorOptions, create_detector\n"
+        "detector = create_detector(DetectorOptions(backend='mediapipe'))\n"
+        "detector.detect(np.zeros((48, 64, 3), np.uint8))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr, result.stderr

