@@ -6,11 +6,13 @@ the gallery: a service call that enrols waits for the frame in flight, never rac
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .alignment import AlignmentTemplate, QualityOptions, align_face, quality_problem
@@ -43,8 +45,26 @@ def resolve_spec_path(model: str) -> Path:
     return models_dir() / f"{model}.yaml"
 
 
-def largest(detections: list[Detection]) -> Detection:
-    return max(detections, key=lambda d: d.width * d.height)
+def main_face(detections: list[Detection], score_slack: float = 0.15) -> Detection:
+    """The photo's subject: the largest face among those scored close to the most confident one.
+
+    Plain "largest" picks a big low-score false positive over a clear face; plain "best score"
+    picks a sharp face in the background over the subject.
+    """
+    top = max(d.score for d in detections)
+    return max((d for d in detections if d.score >= top - score_slack), key=lambda d: d.width * d.height)
+
+
+PORTRAIT_MARGIN = 0.25  # margin added around cropped portraits, as a fraction of the long side
+
+
+def fills_frame(detection: Detection, shape: tuple[int, ...], fraction: float = 0.6) -> bool:
+    return detection.width > fraction * shape[1] or detection.height > fraction * shape[0]
+
+
+def shift_detection(detection: Detection, offset: float) -> Detection:
+    return Detection(box=detection.box + offset, score=detection.score,
+                     keypoints=detection.keypoints + offset)
 
 
 class FaceRecognizer:
@@ -53,14 +73,16 @@ class FaceRecognizer:
     def __init__(self, config: RecognizerConfig | None = None, gallery: Gallery | None = None) -> None:
         self.config = config or RecognizerConfig()
         det = self.config.detector
-        self.detector = create_detector(DetectorOptions(
+        self.detector_options = DetectorOptions(
             model_range=det.model_range, min_score=det.min_score, nms_iou=det.nms_iou,
-            max_faces=det.max_faces, num_threads=det.num_threads, backend=det.backend))
+            max_faces=det.max_faces, num_threads=det.num_threads, backend=det.backend)
+        self.detector = create_detector(self.detector_options)
         self.spec = EmbedderSpec.from_yaml(resolve_spec_path(self.config.embedder.model))
         if self.spec.template is None:
             raise ValueError(f"embedder spec {self.spec.path} has no alignment template")
         self.template = AlignmentTemplate.from_dict(self.spec.template, self.spec.input_size)
         self.embedder = Embedder(self.spec, num_threads=self.config.embedder.num_threads)
+        self._other_range_detector = None
         self.gallery_warning: str | None = None
         if gallery is None:
             gallery = self._open_gallery()
@@ -95,6 +117,28 @@ class FaceRecognizer:
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         with self._lock:
             return self.detector.detect(rgb)
+
+    def detect_photo(self, rgb: np.ndarray) -> list[Detection]:
+        """Detection for a still photo, where a miss or a sloppy keypoint costs more than a second
+        model run. When the configured BlazeFace range finds nothing, the other range gets a try
+        (short range misses small faces, full range misses tight crops). When the face fills most
+        of the photo (a cropped portrait), detection is repeated with a black margin around it:
+        BlazeFace places keypoints better when it sees the whole head."""
+        with self._lock:
+            detections = self.detector.detect(rgb)
+            if not detections:
+                if self._other_range_detector is None:
+                    other = "full" if self.detector_options.model_range == "short" else "short"
+                    self._other_range_detector = create_detector(
+                        dataclasses.replace(self.detector_options, model_range=other))
+                detections = self._other_range_detector.detect(rgb)
+            if detections and fills_frame(main_face(detections), rgb.shape):
+                pad = int(PORTRAIT_MARGIN * max(rgb.shape[:2]))
+                padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+                redone = self.detector.detect(padded)
+                if redone:
+                    return [shift_detection(d, -pad) for d in redone]
+            return detections
 
     def embed(self, rgb: np.ndarray, detections: list[Detection]) -> tuple[np.ndarray, list[str]]:
         """Embeddings of the faces that pass the quality checks, and a reason ('' = embedded) per face."""
@@ -139,12 +183,12 @@ class FaceRecognizer:
     def embed_for_enrollment(self, rgb: np.ndarray, *, require_single: bool = False) -> np.ndarray:
         """The embedding of the one (or largest) face in a photo; ValueError says what is wrong."""
         with self._lock:
-            detections = self.detector.detect(rgb)
+            detections = self.detect_photo(rgb)
             if not detections:
                 raise ValueError("no face found")
             if require_single and len(detections) > 1:
                 raise ValueError(f"{len(detections)} faces found; the image must show exactly one")
-            face = largest(detections)
+            face = main_face(detections)
             embeddings, reasons = self.embed(rgb, [face])
             if reasons[0]:
                 raise ValueError(f"face not usable: {reasons[0]}")
