@@ -33,8 +33,9 @@ RUNTIME_PKGS=(numpy opencv-python-headless pyyaml ai-edge-litert scipy matplotli
 TEST_PKGS=(pytest hypothesis dlib-bin face-recognition-models pillow click)
 NO_DEPS_PKGS=(face_recognition)
 
-say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
-die() { printf '\033[1;31m[setup] error:\033[0m %s\n' "$*" >&2; exit 1; }
+if [ -t 1 ]; then B=$'\033[1m' R=$'\033[1;31m' N=$'\033[0m'; else B="" R="" N=""; fi
+say() { printf '%s[setup]%s %s\n' "$B" "$N" "$*"; }
+die() { printf '%s[setup] error:%s %s\n' "$R" "$N" "$*" >&2; exit 1; }
 
 # Runs a command with its output in the log; on failure shows the log's tail.
 run_logged() {
@@ -126,7 +127,7 @@ link_share() {
   : >"$VENV/share/ament_index/resource_index/packages/face_recog_ros"
   for item in package.xml config launch models; do
     rm -rf "${share:?}/$item"
-    ln -s "$pkg/$item" "$share/$item"
+    if [ -e "$pkg/$item" ]; then ln -s "$pkg/$item" "$share/$item"; fi
   done
 }
 
@@ -197,7 +198,11 @@ case "$cmd" in
     install_all
     say "running tests"
     cd "$ROOT"
-    exec "$VENV/bin/python" -m pytest face_recog_ros/test "$@"
+    targets=(face_recog_ros/test)  # replaced by any test path given on the command line
+    for arg in "$@"; do
+      if [ -e "${arg%%::*}" ]; then targets=(); break; fi
+    done
+    exec "$VENV/bin/python" -m pytest "${targets[@]}" "$@"
     ;;
   demo)
     install_all
