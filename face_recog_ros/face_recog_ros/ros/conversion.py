@@ -79,8 +79,9 @@ def image_to_rgb(msg: Image, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.
     """Decode a raw sensor_msgs/Image into an (H, W, 3) uint8 RGB array.
 
     For rgb8 without row padding the result is a read-only view of msg.data (no copy): copy it
-    before drawing on it. Every other case returns a new array. Only the first step*rows bytes are read; extra trailing bytes are
-    ignored. is_bigendian does not matter for the supported 8-bit encodings.
+    before drawing on it. Every other case returns a new array. Only the first step * rows bytes
+    are read; extra trailing bytes are ignored. is_bigendian does not matter for the supported
+    8-bit encodings. Encoding names are matched case-insensitively.
 
     Raises UnsupportedEncoding for encodings outside SUPPORTED_ENCODINGS (16-bit, float, Bayer, ...)
     and ImageConversionError for zero size, more than max_pixels pixels, step shorter than a row,
