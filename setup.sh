@@ -65,7 +65,10 @@ check_system() {
   local missing=() pkgs=()
   [ "$(uname -m)" = x86_64 ] || die "the ROS 2 wheels on PyPI are x86_64-only. On $(uname -m) (Raspberry Pi, Jetson) \
 install ROS 2 and build with colcon as described in README.md."
-  command -v "$PYTHON" >/dev/null || { missing+=("$PYTHON"); pkgs+=(python3); }
+  if ! command -v "$PYTHON" >/dev/null; then
+    [ "$PYTHON" = python3 ] || die "PYTHON=$PYTHON not found."
+    missing+=(python3); pkgs+=(python3 python3-venv python3-dev)
+  fi
   if command -v "$PYTHON" >/dev/null; then
     "$PYTHON" -c 'import sys; sys.exit(not ((3, 10) <= sys.version_info[:2] <= (3, 13)))' \
       || die "$PYTHON is $("$PYTHON" -V 2>&1); the ROS 2 wheels need Python 3.10-3.13 (set PYTHON=...)."
