@@ -2,7 +2,7 @@
 import os
 from glob import glob
 
-from setuptools import find_namespace_packages, setup
+from setuptools import find_packages, setup
 
 package_name = 'face_recog_ros'
 
@@ -20,8 +20,7 @@ def share_tree(folder: str) -> list[tuple[str, list[str]]]:
 setup(
     name=package_name,
     version='0.1.0',
-    # Namespace-aware so sub-packages are found even before every folder has an __init__.py.
-    packages=find_namespace_packages(include=[package_name, package_name + '.*']),
+    packages=find_packages(include=[package_name, package_name + '.*']),
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
