@@ -6,6 +6,8 @@
     face-recog evaluate faces/ --compare     # side by side with face_recognition (dlib)
     face-recog benchmark
     face-recog benchmark-tracking            # tracking off vs on, same frames
+    face-recog label-video in.mp4 out.mp4    # also: screen-time, lookalike, group-photo, cluster, map,
+                                             # from-bag (docs/offline_tools.md)
 """
 from __future__ import annotations
 
@@ -222,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "walk-through: CPU per frame, embeddings per frame, label flips, frames to first label "
                 "(tracking.* options come from --config)")
     p.add_argument("--frames", type=int, default=240, help="length of the sequence at 30 fps")
+    from .offline_cli import add_offline_commands  # videos, bags, group photos, photo folders
+    add_offline_commands(command)
     return parser
 
 
