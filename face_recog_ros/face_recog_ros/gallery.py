@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
 import secrets
@@ -17,6 +18,7 @@ import threading
 import time
 import unicodedata
 import zipfile
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -34,6 +36,9 @@ _NORM_TOLERANCE = 1e-3
 _STALE_TEMP_AGE_S = 600.0
 _RESERVED_AUTO = re.compile(r"unknown_\d+")
 _MEMBERS = ("meta", "embeddings", "owners")
+# A member may expand to at most this many times the file's size (our writer stores members
+# uncompressed; this still admits a compressed copy but bounds a decompression bomb).
+_MAX_EXPANSION = 16
 
 
 class InvalidName(ValueError):
@@ -499,8 +504,8 @@ class Gallery:
                 raise GalleryCorrupt(f"gallery {path} has an invalid name: {err}") from err
             if canonical != name or name in self._people:
                 raise GalleryCorrupt(f"gallery {path} has a duplicate or non-canonical name {name!r}")
-            if samples != counts[index] or samples < 1:
-                raise GalleryCorrupt(f"gallery {path}: {name!r} should have {samples} samples, "
+            if type(samples) is not int or samples != counts[index] or samples < 1:
+                raise GalleryCorrupt(f"gallery {path}: {name!r} should have {samples!r} samples, "
                                      f"the arrays hold {int(counts[index])}")
             self._people[name] = _Person(np.ascontiguousarray(grouped[index]), enrolled_at, updated_at)
         self.created_at = str(meta.get("created_at", self.created_at))
@@ -524,11 +529,35 @@ def _parse_npz(path: str, data: bytes) -> dict[str, np.ndarray]:
     if not data.startswith(b"PK"):
         raise GalleryCorrupt(f"gallery {path} is not an npz archive ({len(data)} bytes)")
     try:
+        _check_member_sizes(path, data)
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             # Only the members we know: an unexpected huge member is never decompressed.
             return {key: npz[key] for key in _MEMBERS if key in npz.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, RuntimeError) as err:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, RuntimeError, zlib.error,
+            NotImplementedError) as err:  # zlib.error/NotImplementedError: bad or unknown compression
         raise GalleryCorrupt(f"gallery {path} is damaged or truncated: {err}") from err
+
+
+def _check_member_sizes(path: str, data: bytes) -> None:
+    """Refuse a member whose .npy header claims more data than the member holds, before numpy
+    allocates the array: a damaged or hostile header must not cost gigabytes (or MemoryError)."""
+    limit = max(_MAX_EXPANSION * len(data), 1 << 20)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            if info.filename.removesuffix(".npy") not in _MEMBERS:
+                continue
+            if info.file_size > limit:
+                raise GalleryCorrupt(f"gallery {path}: member {info.filename!r} claims {info.file_size} bytes "
+                                     f"in a {len(data)}-byte file")
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(member)
+            nbytes = dtype.itemsize * math.prod(shape)
+            if nbytes > info.file_size:
+                raise GalleryCorrupt(f"gallery {path}: member {info.filename!r} claims shape {shape} of "
+                                     f"{dtype} ({nbytes} bytes) but holds {info.file_size} bytes")
 
 
 def _parse_meta(path: str, meta: np.ndarray | None) -> dict:
@@ -536,7 +565,7 @@ def _parse_meta(path: str, meta: np.ndarray | None) -> dict:
         raise GalleryCorrupt(f"gallery {path} has no metadata")
     try:
         parsed = json.loads(meta.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:  # RecursionError: deep nesting
         raise GalleryCorrupt(f"gallery {path} has unreadable metadata: {err}") from err
     if not isinstance(parsed, dict) or parsed.get("format") != FORMAT_NAME:
         raise GalleryCorrupt(f"gallery {path} is not a {FORMAT_NAME} file")
