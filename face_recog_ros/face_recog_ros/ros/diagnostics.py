@@ -1,0 +1,131 @@
+"""Per-camera counters and their /diagnostics status.
+
+The subscription callback and the worker thread count into CameraStats; the diagnostics timer
+takes a window (rates and mean latencies since the previous report) plus running totals.
+Key names are stable so monitoring tools and tools/bench_node.py can read them:
+
+    input_rate_hz, processed_rate_hz, dropped_frames, dropped_frames_total, skipped_frames_total,
+    frames_received_total, frames_processed_total, annotated_frames_total, latency_<stage>_ms (stages the core timed:
+    detect, embed, track, total with tracking; detect, align, embed, match, total without;
+    plus convert = message -> RGB and receive_to_publish = subscription callback -> ~/faces sent),
+    embeddings_per_frame, faces_per_frame, gallery_people, gallery_samples,
+    errors_<cause> (running totals for every cause in INPUT_PROBLEMS), errors_total.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, defaultdict
+
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+# Every reason a frame can be refused or flagged; each is counted and logged once.
+INPUT_PROBLEMS = (
+    "zero_size",  # width or height is 0
+    "too_large",  # more pixels than max_input_pixels
+    "step_too_small",  # row stride shorter than one row of the encoding
+    "odd_size",  # odd width/height for a chroma-subsampled encoding
+    "data_too_short",  # fewer bytes than step * rows
+    "data_too_long",  # more bytes than step * rows: sizes or encoding do not describe the data
+    "unsupported_encoding",  # unknown, 16-bit, float, Bayer, compressedDepth
+    "empty_data",  # compressed image without bytes
+    "corrupt_compressed",  # JPEG/PNG that does not decode
+    "invalid_image",  # any other conversion failure
+    "blank_frame",  # all one colour (black, white, covered lens): processed, but flagged
+    "processing_error",  # an exception in the pipeline (a bug): the frame is skipped
+)
+# Flagged but still processed; not a reason for a WARN level.
+NOT_ERRORS = frozenset({"blank_frame"})
+
+
+class CameraStats:
+    """Thread-safe counters for one camera."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.totals: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self._window: Counter[str] = Counter()
+        self._window_errors: Counter[str] = Counter()
+        self._latency: defaultdict[str, float] = defaultdict(float)
+        self._since = time.monotonic()
+
+    def received(self) -> None:
+        with self._lock:
+            self.totals["received"] += 1
+            self._window["received"] += 1
+
+    def count(self, what: str) -> None:
+        """'dropped' (overwritten before processing), 'skipped' (process_every_n) or 'annotated'."""
+        with self._lock:
+            self.totals[what] += 1
+            self._window[what] += 1
+
+    def problem(self, cause: str) -> int:
+        """Count an input problem; returns its running total (1 = first time: log it)."""
+        with self._lock:
+            self.errors[cause] += 1
+            self._window_errors[cause] += 1
+            return self.errors[cause]
+
+    def processed(self, latencies_ms: dict[str, float], embedded: int, faces: int) -> None:
+        with self._lock:
+            self.totals["processed"] += 1
+            self._window["processed"] += 1
+            self._window["embedded"] += embedded
+            self._window["faces"] += faces
+            for stage, ms in latencies_ms.items():
+                self._latency[stage] += ms
+
+    def report(self) -> tuple[dict[str, float], Counter[str]]:
+        """Window figures (rates, means) since the last report, and the window's problems; resets the window."""
+        with self._lock:
+            now = time.monotonic()
+            span = max(now - self._since, 1e-6)
+            window, latency, problems = self._window, self._latency, self._window_errors
+            self._window, self._latency, self._window_errors = Counter(), defaultdict(float), Counter()
+            self._since = now
+            totals, errors = Counter(self.totals), Counter(self.errors)
+        processed = window["processed"]
+        values = {
+            "input_rate_hz": window["received"] / span,
+            "processed_rate_hz": processed / span,
+            "dropped_frames": float(window["dropped"]),
+            "dropped_frames_total": float(totals["dropped"]),
+            "skipped_frames_total": float(totals["skipped"]),
+            "frames_received_total": float(totals["received"]),
+            "frames_processed_total": float(totals["processed"]),
+            "annotated_frames_total": float(totals["annotated"]),
+            "embeddings_per_frame": window["embedded"] / processed if processed else 0.0,
+            "faces_per_frame": window["faces"] / processed if processed else 0.0,
+        }
+        for stage, total_ms in sorted(latency.items()):
+            values[f"latency_{stage}_ms"] = total_ms / processed if processed else 0.0
+        for cause in INPUT_PROBLEMS:
+            values[f"errors_{cause}"] = float(errors[cause])
+        values["errors_total"] = float(sum(n for c, n in errors.items() if c not in NOT_ERRORS))
+        return values, problems
+
+
+def camera_status(name: str, hardware_id: str, values: dict[str, float], problems: Counter[str],
+                  extra: dict[str, float]) -> DiagnosticStatus:
+    """One DiagnosticStatus: WARN when no frames came or some were refused in this window."""
+    errors = {c: n for c, n in problems.items() if c not in NOT_ERRORS}
+    if errors:
+        level = DiagnosticStatus.WARN
+        message = "refused frames: " + ", ".join(f"{c} x{n}" for c, n in sorted(errors.items()))
+    elif values["input_rate_hz"] == 0.0:
+        level, message = DiagnosticStatus.WARN, f"no images received on {hardware_id}"
+    else:
+        level = DiagnosticStatus.OK
+        message = (f"{values['processed_rate_hz']:.1f} of {values['input_rate_hz']:.1f} Hz processed, "
+                   f"{values.get('latency_total_ms', 0.0):.1f} ms per frame")
+    if problems.get("blank_frame"):
+        message += "; blank frames (covered lens or failed exposure?)"
+    pairs = {**values, **extra}
+    return DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
+                            values=[KeyValue(key=k, value=_fmt(v)) for k, v in pairs.items()])
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.3f}"
