@@ -148,7 +148,8 @@ def contact_sheet(collection: FaceCollection, clusters: np.ndarray, names: list[
              "cluster folder are enrolled: delete wrong faces first.</p>"]
     for cluster in range(1, int(clusters.max(initial=0)) + 1):
         members = np.flatnonzero(clusters == cluster)
-        parts.append(f"<h2>cluster_{cluster} ({len(members)} face{'s' if len(members) > 1 else ''})</h2><div>")
+        plural = "s" if len(members) > 1 else ""
+        parts.append(f"<h2>cluster_{cluster} ({len(members)} face{plural})</h2><div>")
         for i in members:
             title = html.escape(collection.records[i].path, quote=True)
             parts.append(f"<img src='cluster_{cluster}/{names[i]}' title='{title}' alt='{title}'>")
@@ -167,9 +168,10 @@ def cluster_samples(cluster_dir: str | Path, recognizer: FaceRecognizer) -> np.n
     with np.load(index, allow_pickle=False) as data:
         meta = json.loads(data["meta"].tobytes().decode())
         names, embeddings = list(data["thumbnail"]), data["embeddings"]
-    if meta["embedding_space"] != recognizer.spec.embedding_space or embeddings.shape[1] != recognizer.spec.output_dim:
+    spec = recognizer.spec
+    if meta["embedding_space"] != spec.embedding_space or embeddings.shape[1] != spec.output_dim:
         raise ValueError(f"the clusters were made with model {meta['model']}, whose embeddings the "
-                         f"current model ({recognizer.spec.id}) cannot compare with")
+                         f"current model ({spec.id}) cannot compare with")
     row = {name: i for i, name in enumerate(names)}
     present = sorted(row[p.name] for p in folder.iterdir() if p.name in row)
     if not present:

@@ -34,7 +34,8 @@ def tag_group(recognizer: FaceRecognizer, rgb: np.ndarray, *, each_once: bool) -
     matches = match(found.embeddings, snapshot, recognizer.threshold, each_once=each_once)
     for row, (i, m) in enumerate(zip(found.embedded(), matches)):
         face = faces[i]
-        face.label, face.similarity, face.candidate, face.margin = m.label, m.similarity, m.candidate, m.margin
+        face.label, face.similarity, face.candidate = m.label, m.similarity, m.candidate
+        face.margin = m.margin
         face.embedding = found.embeddings[row]
     faces.sort(key=lambda f: float(f.detection.box[0]))
     named = {f.label for f in faces if f.label != UNKNOWN}

@@ -52,7 +52,9 @@ def first_photo_faces(recognizer: FaceRecognizer, photos: str | Path, names: lis
     out = {}
     for name in names:
         folder = Path(photos) / name
-        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+        if not folder.is_dir():
+            continue
+        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         for path in paths:
             try:
                 rgb = load_rgb(path)
@@ -87,13 +89,15 @@ def render(rgb: np.ndarray, face: Face, ranked: list[Lookalike], threshold: floa
         left = 16
         if thumbnails:
             thumb = thumbnails.get(item.name)
+            side = row_h - 6
             if thumb is None:
-                cv2.rectangle(panel, (left, top + 2), (left + row_h - 6, top + row_h - 4), (200, 200, 200), -1)
+                cv2.rectangle(panel, (left, top + 2), (left + side, top + 2 + side), (200, 200, 200), -1)
             else:
-                panel[top + 2:top + row_h - 4, left:left + row_h - 6] = cv2.resize(thumb, (row_h - 6, row_h - 6))
+                panel[top + 2:top + 2 + side, left:left + side] = cv2.resize(thumb, (side, side))
             left += row_h
         mid = top + row_h // 2
-        cv2.putText(panel, f"{rank + 1}. {item.name}"[:22], (left, mid + 6), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(panel, f"{rank + 1}. {item.name}"[:22], (left, mid + 6), font, 0.55, (0, 0, 0), 1,
+                    cv2.LINE_AA)
         cv2.rectangle(panel, (bar_x, mid - 9), (x_of(item.similarity), mid + 9), label_color(item.name), -1)
         cv2.putText(panel, f"{item.similarity:.3f}", (x_of(item.similarity) + 4, mid + 6), font, 0.5,
                     (0, 0, 0), 1, cv2.LINE_AA)

@@ -18,6 +18,7 @@ from .cli import build_config, make_recognizer
 from .evaluation import load_rgb
 from .pipeline import FaceRecognizer
 from .stream import StreamRecognizer
+from .types import UNKNOWN
 
 Command = Callable[[str, Callable, str], argparse.ArgumentParser]
 
@@ -41,7 +42,8 @@ def stream_for(recognizer: FaceRecognizer, cluster_unknowns: bool) -> StreamReco
 
 
 def print_label_summary(out: str, summary, note: str, detections: str | None) -> None:
-    print(f"wrote {out}: {summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} frame/s); {note}")
+    print(f"wrote {out}: {summary.frames} frames in {summary.seconds:.1f} s ({summary.fps:.1f} frame/s); "
+          f"{note}")
     if detections:
         print(f"wrote {detections}")
     for label, frames in summary.frames_by_label.most_common():
@@ -74,7 +76,8 @@ def cmd_from_bag(args: argparse.Namespace) -> int:
     progress = Progress(source.frame_count, "from-bag", enabled=not args.no_progress)
     summary, _ = label_to_files(stream_for(recognizer, args.cluster_unknowns), source, sink,
                                 args.detections, progress)
-    print_label_summary(args.output, summary, f"{source.fps:.1f} fps from the message stamps", args.detections)
+    print_label_summary(args.output, summary, f"{source.fps:.1f} fps from the message stamps",
+                        args.detections)
     return 0
 
 
@@ -92,9 +95,8 @@ def cmd_screen_time(args: argparse.Namespace) -> int:
     rows = counter.result()
     length = counter.frames * source.frame_period
     if args.json:
-        print(json.dumps({"video": args.input, "seconds": round(length, 3),
-                          "people": [{k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(r).items()}
-                                     for r in rows]}, indent=2))
+        people = [{k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(r).items()} for r in rows]
+        print(json.dumps({"video": args.input, "seconds": round(length, 3), "people": people}, indent=2))
     else:
         print(f"{args.input}: {clock(length)} ({counter.frames} frames)")
         print(format_table(rows) if rows else "no faces seen")
@@ -118,7 +120,8 @@ def cmd_lookalike(args: argparse.Namespace) -> int:
             same = "  (same person by the threshold)" if r.similarity >= recognizer.threshold else ""
             print(f"{rank:>3}. {r.name:<28} {r.similarity:.3f}{same}")
     if args.out:
-        thumbnails = first_photo_faces(recognizer, args.photos, [r.name for r in ranked], 64) if args.photos else None
+        thumbnails = (first_photo_faces(recognizer, args.photos, [r.name for r in ranked], 64)
+                      if args.photos else None)
         write_rgb(args.out, render(rgb, face, ranked, recognizer.threshold, thumbnails))
         print(f"wrote {args.out}", file=sys.stderr if args.json else sys.stdout)
     return 0
@@ -138,8 +141,12 @@ def cmd_group_photo(args: argparse.Namespace) -> int:
     else:
         print(f"{len(result.faces)} face(s), left to right:" if result.faces else "no faces found")
         for row in result.rows():
-            what = row["rejected"] or (f"{row['label']} ({row['similarity']:.3f})" if row["label"] != "unknown"
-                                       else f"unknown (closest: {row['candidate'] or '-'} {row['similarity']:.3f})")
+            if row["rejected"]:
+                what = row["rejected"]
+            elif row["label"] != UNKNOWN:
+                what = f"{row['label']} ({row['similarity']:.3f})"
+            else:
+                what = f"unknown (closest: {row['candidate'] or '-'} {row['similarity']:.3f})"
             x1, y1, x2, y2 = row["box"]
             print(f"  {what} at x={x1:.0f} y={y1:.0f} w={x2 - x1:.0f} h={y2 - y1:.0f}")
         if each_once:

@@ -52,7 +52,8 @@ class PersonTime:
 class ScreenTimeCounter:
     """Feed it every frame's faces; :meth:`result` gives one :class:`PersonTime` per label."""
 
-    def __init__(self, frame_period: float, *, merge_gap: float = 1.0, min_track_seconds: float = 0.2) -> None:
+    def __init__(self, frame_period: float, *, merge_gap: float = 1.0,
+                 min_track_seconds: float = 0.2) -> None:
         self.frame_period = frame_period
         self.merge_gap = merge_gap
         self.min_track_seconds = min_track_seconds

@@ -135,7 +135,9 @@ class VideoSink:
             done = subprocess.run(base + audio + [str(muxed)], capture_output=True, text=True)
             if done.returncode == 0:
                 os.replace(muxed, self._temp)
-                return "audio copied from the input" if has_audio(ffmpeg, self._temp) else "the input has no audio"
+                if has_audio(ffmpeg, self._temp):
+                    return "audio copied from the input"
+                return "the input has no audio"
         muxed.unlink(missing_ok=True)
         return f"ffmpeg could not copy the audio, the output is SILENT: {done.stderr.strip()[-300:]}"
 
@@ -175,7 +177,8 @@ class Progress:
         rate = self.done / elapsed if elapsed > 0 else 0.0
         if self.total:
             left = (self.total - self.done) / rate if rate > 0 else float("inf")
-            text = f"{self.done}/{self.total} ({self.done / self.total:.0%}) {rate:.1f} frame/s, ETA {left:.0f} s"
+            text = (f"{self.done}/{self.total} ({self.done / self.total:.0%}) {rate:.1f} frame/s, "
+                    f"ETA {left:.0f} s")
         else:
             text = f"{self.done} frames, {rate:.1f} frame/s"
         print(f"\r{self.description}: {text}   ", end=end, file=sys.stderr, flush=True)

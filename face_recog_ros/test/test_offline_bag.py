@@ -26,7 +26,8 @@ START_NS = 1_700_000_000 * 10 ** 9
 def write_bag(path: Path, storage: StoragePlugin) -> Path:
     """/camera/image_raw (Image, rgb8), /camera/compressed (CompressedImage, JPEG), /chatter (String)."""
     store = get_typestore(Stores.LATEST)
-    Image, CompressedImage = store.types["sensor_msgs/msg/Image"], store.types["sensor_msgs/msg/CompressedImage"]
+    Image = store.types["sensor_msgs/msg/Image"]
+    CompressedImage = store.types["sensor_msgs/msg/CompressedImage"]
     Header, Time = store.types["std_msgs/msg/Header"], store.types["builtin_interfaces/msg/Time"]
     String = store.types["std_msgs/msg/String"]
     with Writer(path, version=9, storage_plugin=storage) as writer:

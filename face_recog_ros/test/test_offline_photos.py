@@ -57,7 +57,8 @@ def gallery(people, tmp_path_factory) -> list[str]:
 # --- group photo ---------------------------------------------------------------------------------
 
 def test_each_once_names_a_person_on_one_face_only(tmp_path, gallery, capsys):
-    photo = write(tmp_path / "group.jpg", composite(("astronaut", 110), ("grace_hopper", 320), ("astronaut", 530)))
+    heads = composite(("astronaut", 110), ("grace_hopper", 320), ("astronaut", 530))
+    photo = write(tmp_path / "group.jpg", heads)
     assert main(["group-photo", photo, "--json", *gallery]) == 0
     plain = json.loads(capsys.readouterr().out)
     assert [f["label"] for f in plain["faces"]] == [EILEEN, GRACE, EILEEN]  # left to right

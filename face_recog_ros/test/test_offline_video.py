@@ -172,7 +172,8 @@ def test_progress_bar_goes_to_stderr(tmp_path, gallery, walk_clip, capsys):
 
 
 def test_a_missing_video_exits_2_without_a_traceback(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "face_recog_ros.cli", "label-video", str(tmp_path / "no.mp4"),
-                           str(tmp_path / "out.mp4")], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "face_recog_ros.cli", "label-video",
+                           str(tmp_path / "no.mp4"), str(tmp_path / "out.mp4")],
+                          capture_output=True, text=True)
     assert done.returncode == 2
     assert "error: cannot open video" in done.stderr and "Traceback" not in done.stderr
