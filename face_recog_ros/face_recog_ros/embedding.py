@@ -6,6 +6,7 @@ normalisation) and what comes out, and the model is checked against it at load t
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,14 +26,21 @@ def _require(data: dict[str, Any], key: str, where: Path) -> Any:
     return data[key]
 
 
-def _floats(value: Any, n: int, key: str, where: Path) -> tuple[float, ...]:
-    try:
-        out = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ModelError(f"{where}: '{key}' must be a list of {n} numbers, got {value!r}") from None
-    if len(out) != n:
-        raise ModelError(f"{where}: '{key}' must have {n} values, got {len(out)}")
-    return out
+def _number(value: Any, key: str, where: Path, *, integer: bool = False) -> Any:
+    """A finite number (YAML int or float; an integer if asked), or ModelError naming the key."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (integer and not float(value).is_integer()):
+        kind = "an integer" if integer else "a finite number"
+        raise ModelError(f"{where}: '{key}' must be {kind}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def _floats(value: Any, n: int, key: str, where: Path, *, integer: bool = False) -> tuple[Any, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise ModelError(f"{where}: '{key}' must be a list of {n} numbers, got {value!r}")
+    if len(value) != n:
+        raise ModelError(f"{where}: '{key}' must have {n} values, got {len(value)}")
+    return tuple(_number(v, key, where, integer=integer) for v in value)
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,7 @@ class EmbedderSpec:
             raise ModelError(f"{path}: expected a mapping of spec keys")
 
         model_id = str(_require(data, "id", path))
-        w, h = (int(v) for v in _floats(_require(data, "input_size", path), 2, "input_size", path))
+        w, h = _floats(_require(data, "input_size", path), 2, "input_size", path, integer=True)
         color_order = str(data.get("color_order", "rgb")).lower()
         if color_order not in _COLOR_ORDERS:
             raise ModelError(f"{path}: color_order must be one of {_COLOR_ORDERS}, got {color_order!r}")
@@ -75,11 +83,11 @@ class EmbedderSpec:
         std = _floats(_require(data, "std", path), 3, "std", path)
         if min(std) <= 0:
             raise ModelError(f"{path}: std values must be > 0, got {std}")
-        output_dim = int(_require(data, "output_dim", path))
+        output_dim = _number(_require(data, "output_dim", path), "output_dim", path, integer=True)
         metric = str(data.get("metric", "cosine")).lower()
         if metric not in _METRICS:
             raise ModelError(f"{path}: metric must be one of {_METRICS}, got {metric!r}")
-        threshold = float(_require(data, "threshold", path))
+        threshold = _number(_require(data, "threshold", path), "threshold", path)
         if not -1.0 <= threshold <= 1.0:
             raise ModelError(f"{path}: cosine threshold must be in [-1, 1], got {threshold}")
         if h <= 0 or w <= 0 or output_dim <= 0:
@@ -112,7 +120,8 @@ class Embedder:
         inp = self._interp.get_input_details()
         out = self._interp.get_output_details()
         if len(inp) != 1 or len(out) != 1:
-            raise ModelError(f"{spec.file}: expected 1 input and 1 output, got {len(inp)} and {len(out)}")
+            raise ModelError(f"{spec.file}: expected an embedding model with 1 input and 1 output (spec "
+                             f"{spec.path or spec.id}), got {len(inp)} inputs and {len(out)} outputs")
         self._in, self._out = inp[0], out[0]
         w, h = spec.input_size
         in_sig = [int(v) for v in self._in.get("shape_signature", self._in["shape"])]

@@ -21,7 +21,7 @@ from .detection import DetectorOptions, create_detector
 from .embedding import Embedder, EmbedderSpec
 from .gallery import Gallery, PersonInfo
 from .matching import Match, match
-from .runtime import models_dir
+from .runtime import ModelError, models_dir
 from .types import Detection, Face
 
 
@@ -80,7 +80,10 @@ class FaceRecognizer:
         self.spec = EmbedderSpec.from_yaml(resolve_spec_path(self.config.embedder.model))
         if self.spec.template is None:
             raise ValueError(f"embedder spec {self.spec.path} has no alignment template")
-        self.template = AlignmentTemplate.from_dict(self.spec.template, self.spec.input_size)
+        try:
+            self.template = AlignmentTemplate.from_dict(self.spec.template, self.spec.input_size)
+        except (ValueError, TypeError) as e:
+            raise ModelError(f"{self.spec.path}: {e}") from None
         self.embedder = Embedder(self.spec, num_threads=self.config.embedder.num_threads)
         self._other_range_detector = None
         self.gallery_warning: str | None = None
