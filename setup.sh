@@ -207,7 +207,10 @@ case "$cmd" in
     for arg in "$@"; do
       if [ -e "${arg%%::*}" ]; then targets=(); break; fi
     done
-    exec "$VENV/bin/python" -m pytest "${targets[@]}" "$@"
+    # The pytest script, not `python -m pytest`: -m puts the repo root first on sys.path, where
+    # face_recog_ros/ (the ROS package folder) shadows the Python package as a namespace package
+    # and `face_recog_ros.config` becomes the config/ folder.
+    exec "$VENV/bin/pytest" "${targets[@]}" "$@"
     ;;
   demo)
     install_all
