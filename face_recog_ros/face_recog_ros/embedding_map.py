@@ -97,8 +97,8 @@ def plot_map(data: LabelledEmbeddings, path: str | Path, title: str) -> None:
         color = tuple(c / 255 for c in label_color(person))
         axes.scatter(points[:, 0], points[:, 1], s=28, color=color, edgecolors="black", linewidths=0.4)
         cx, cy = points.mean(axis=0)
-        axes.annotate(person, (cx, cy), ha="center", va="bottom", fontsize=9,
-                      bbox={"boxstyle": "round,pad=0.2", "fc": color, "alpha": 0.8})
+        axes.annotate(person, (cx, cy), xytext=(0, 8), textcoords="offset points", ha="center", va="bottom",
+                      fontsize=9, bbox={"boxstyle": "round,pad=0.2", "fc": color, "alpha": 0.8})
     pairs = similar_pairs(data, 1)
     if pairs:
         a, b, similarity = pairs[0]
