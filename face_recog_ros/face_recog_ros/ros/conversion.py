@@ -124,16 +124,20 @@ def image_to_rgb(msg: Image, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.
 
 
 def _header_size(data: np.ndarray) -> tuple[int, int] | None:
-    """(width, height) from a PNG or JPEG header, so huge images are refused before decoding."""
-    raw = data[:65536].tobytes()
-    if raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) >= 24 and raw[12:16] == b"IHDR":
-        return struct.unpack(">II", raw[16:24])
-    if raw[:2] != b"\xff\xd8":
+    """(width, height) from a PNG or JPEG header, so huge images are refused before decoding.
+
+    The JPEG marker chain is followed to the frame header wherever it is (metadata segments
+    can push it past any fixed prefix); a JPEG whose frame header cannot be found this way is
+    refused, since libjpeg would skip the damage and allocate whatever size it then finds.
+    """
+    head = data[:24].tobytes()
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24 and head[12:16] == b"IHDR":
+        return struct.unpack(">II", head[16:24])
+    if head[:2] != b"\xff\xd8":
         return None
+    raw = data.tobytes()
     i = 2
-    while i + 9 < len(raw):
-        if raw[i] != 0xFF:
-            return None
+    while i + 9 < len(raw) and raw[i] == 0xFF:
         marker = raw[i + 1]
         if marker == 0xFF:  # fill byte
             i += 1
@@ -142,8 +146,10 @@ def _header_size(data: np.ndarray) -> tuple[int, int] | None:
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
             height, width = struct.unpack(">HH", raw[i + 5 : i + 9])
             return width, height
-        i += 2 + struct.unpack(">H", raw[i + 2 : i + 4])[0]
-    return None
+        if marker in (0xD9, 0xDA):  # end of image or start of scan before any frame header
+            break
+        i += 2 if 0xD0 <= marker <= 0xD7 or marker == 0x01 else 2 + struct.unpack(">H", raw[i + 2 : i + 4])[0]
+    raise ImageConversionError(f"JPEG without a readable frame header ({len(raw)} bytes)")
 
 
 def compressed_to_rgb(msg: CompressedImage, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
