@@ -6,6 +6,7 @@ group_photo, clustering and embedding_map. Registered by cli.build_parser.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -24,8 +25,18 @@ Command = Callable[[str, Callable, str], argparse.ArgumentParser]
 
 
 def write_rgb(path: str, rgb) -> None:
-    if not cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise ValueError(f"cannot write image {path} (folder missing, or an extension OpenCV does not know)")
+    try:
+        written = cv2.imwrite(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    except cv2.error:  # an extension OpenCV has no writer for
+        written = False
+    if not written:
+        raise ValueError(f"cannot write image {path} (folder missing, or not a .png/.jpg/... name)")
+
+
+def check_writable(path: str | None) -> None:
+    """Fail before a long run, not after it, when an output file cannot be created."""
+    if path and not Path(path).expanduser().resolve().parent.is_dir():
+        raise ValueError(f"cannot write {path}: folder {Path(path).parent} does not exist")
 
 
 def warn_if_empty(recognizer: FaceRecognizer) -> None:
@@ -36,9 +47,8 @@ def warn_if_empty(recognizer: FaceRecognizer) -> None:
 
 def stream_for(recognizer: FaceRecognizer, cluster_unknowns: bool) -> StreamRecognizer:
     config = recognizer.config.tracking
-    if cluster_unknowns:
-        config.cluster_unknowns = True
-    return StreamRecognizer(recognizer, config)
+    return StreamRecognizer(recognizer, dataclasses.replace(config, cluster_unknowns=True)
+                            if cluster_unknowns else config)
 
 
 def print_label_summary(out: str, summary, note: str, detections: str | None) -> None:
@@ -54,6 +64,7 @@ def print_label_summary(out: str, summary, note: str, detections: str | None) ->
 def cmd_label_video(args: argparse.Namespace) -> int:
     from .offline import label_to_files
     from .video import Progress, VideoSink, VideoSource
+    check_writable(args.detections)
     source = VideoSource(args.input)
     recognizer = make_recognizer(args)
     warn_if_empty(recognizer)
@@ -69,6 +80,7 @@ def cmd_from_bag(args: argparse.Namespace) -> int:
     from .bag import BagSource
     from .offline import label_to_files
     from .video import Progress, VideoSink
+    check_writable(args.detections)
     source = BagSource(args.bag, args.topic)
     recognizer = make_recognizer(args)
     warn_if_empty(recognizer)
@@ -85,6 +97,7 @@ def cmd_screen_time(args: argparse.Namespace) -> int:
     from .offline import recognize
     from .screen_time import ScreenTimeCounter, bar_chart, clock, format_table, screen_time_tracking
     from .video import Progress, VideoSource
+    check_writable(args.chart)
     source = VideoSource(args.input)
     recognizer = make_recognizer(args)
     stream = StreamRecognizer(recognizer, screen_time_tracking(recognizer.config.tracking))
@@ -202,6 +215,7 @@ def cmd_map(args: argparse.Namespace) -> int:
     from .embedding import EmbedderSpec
     from .gallery import Gallery, GalleryError
     from .pipeline import resolve_spec_path
+    check_writable(args.out)
     source = Path(args.source) if args.source else None
     if source is not None and source.is_dir():
         recognizer = make_recognizer(args, gallery=False)

@@ -105,6 +105,8 @@ def test_lookalike_needs_a_face_and_a_gallery(tmp_path, gallery, capsys):
     assert "gallery is empty" in capsys.readouterr().err
     assert main(["lookalike", str(tmp_path / "missing.jpg"), *gallery]) == 2
     assert "cannot read image" in capsys.readouterr().err
+    assert main(["lookalike", face, "--out", str(tmp_path / "look.xyz"), *gallery]) == 2
+    assert "cannot write image" in capsys.readouterr().err
 
 
 # --- clustering ----------------------------------------------------------------------------------

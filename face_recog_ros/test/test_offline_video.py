@@ -161,6 +161,8 @@ def test_bad_outputs_give_clear_errors_and_leave_no_files(tmp_path, gallery, wal
     assert main(["label-video", walk_clip, str(tmp_path / "out.mp4"), "--detections",
                  str(tmp_path / "faces.txt"), *gallery]) == 2
     assert ".csv or .json" in capsys.readouterr().err
+    assert main(["screen-time", walk_clip, "--chart", str(tmp_path / "nowhere" / "chart.png"), *gallery]) == 2
+    assert "does not exist" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
