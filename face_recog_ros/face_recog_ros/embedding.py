@@ -162,6 +162,8 @@ class Embedder:
             chips = chips[None]
         if chips.ndim != 4 or chips.shape[1:] != (h, w, 3):
             raise ValueError(f"chips must be (N, {h}, {w}, 3), got {chips.shape}")
+        if chips.dtype != np.uint8:  # float chips (0..1, or NaN) would embed silently into garbage
+            raise ValueError(f"chips must be uint8 (0..255), got dtype {chips.dtype}")
         n = len(chips)
         if n == 0:
             return np.zeros((0, self.spec.output_dim), np.float32)
