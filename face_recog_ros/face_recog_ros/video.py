@@ -98,12 +98,15 @@ class VideoSink:
             raise ValueError(f"cannot write {self.path}: folder {self.path.parent} does not exist")
         self.size = size
         self.audio_from = Path(audio_from) if audio_from else None
-        self._temp = self.path.with_name(f".{self.path.stem}.{os.getpid()}.video{suffix}")
+        self._temp = self._scratch("video")
         self._writer = cv2.VideoWriter(str(self._temp), cv2.VideoWriter_fourcc(*FOURCC[suffix]),
                                        fps, size)
         if not self._writer.isOpened():
             raise ValueError(f"OpenCV cannot write {suffix} video to {self.path}")
         self.frames = 0
+
+    def _scratch(self, role: str) -> Path:
+        return self.path.with_name(f".{self.path.stem}.{os.getpid()}.{role}{self.path.suffix}")
 
     def write(self, rgb: np.ndarray) -> None:
         if (rgb.shape[1], rgb.shape[0]) != self.size:
@@ -127,7 +130,7 @@ class VideoSink:
         ffmpeg = find_ffmpeg()
         if ffmpeg is None:
             return "ffmpeg is not on PATH: the output video is SILENT (install ffmpeg to keep the audio)"
-        muxed = self._temp.with_name(self._temp.name.replace(".video", ".muxed"))
+        muxed = self._scratch("muxed")
         base = [ffmpeg, "-v", "error", "-y", "-i", str(self._temp), "-i", str(self.audio_from),
                 "-map", "0:v:0", "-map", "1:a?", "-c:v", "copy", "-shortest"]
         # Copy the audio as is; re-encode to AAC where the container cannot hold the original codec.
