@@ -173,10 +173,13 @@ install_all() {
   fi
 
   local pkg="$ROOT/face_recog_ros"
-  h=$(hash_of -- "$pkg/setup.py" "$pkg/setup.cfg")
+  h=$(hash_of editable_mode=compat -- "$pkg/setup.py" "$pkg/setup.cfg")
   if ! stamp_ok package "$h"; then
     say "installing face_recog_ros (editable)"
-    run_logged "${pip[@]}" install --no-deps --no-build-isolation --use-pep517 -e "$pkg"
+    # compat mode puts the package's folder on sys.path (a .pth), so the real package wins over
+    # the ROS package folder face_recog_ros/, which looks like a namespace package from the repo root.
+    run_logged "${pip[@]}" install --no-deps --no-build-isolation --use-pep517 \
+      --config-settings editable_mode=compat -e "$pkg"
     stamp_set package "$h"
   fi
   link_share "$pkg"
@@ -207,9 +210,6 @@ case "$cmd" in
     for arg in "$@"; do
       if [ -e "${arg%%::*}" ]; then targets=(); break; fi
     done
-    # The pytest script, not `python -m pytest`: -m puts the repo root first on sys.path, where
-    # face_recog_ros/ (the ROS package folder) shadows the Python package as a namespace package
-    # and `face_recog_ros.config` becomes the config/ folder.
     exec "$VENV/bin/pytest" "${targets[@]}" "$@"
     ;;
   demo)

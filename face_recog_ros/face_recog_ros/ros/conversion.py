@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import cv2
 import numpy as np
-from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Header
+
+if TYPE_CHECKING:  # decoding reads attributes only, so rosbags' messages work without ROS
+    from sensor_msgs.msg import CompressedImage, Image
+    from std_msgs.msg import Header
 
 # 8K UHD; a camera frame above this is almost surely a malformed or hostile message.
 DEFAULT_MAX_PIXELS = 7680 * 4320
@@ -187,6 +189,7 @@ def rgb_to_image(rgb: np.ndarray, header: Header | None = None, encoding: str = 
         out = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     else:
         raise UnsupportedEncoding(f"cannot publish encoding {encoding!r}; use bgr8, rgb8 or mono8")
+    from sensor_msgs.msg import Image
     msg = Image()
     if header is not None:
         msg.header = header
