@@ -91,7 +91,7 @@ class FaceRecognizer:
             gallery = self._open_gallery()
         self.gallery = gallery
         self.timings: dict[str, float] = {}
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()  # models and gallery: one user at a time (stream.py shares it)
 
     # --- configuration ------------------------------------------------------------------
     @property
@@ -118,7 +118,7 @@ class FaceRecognizer:
 
     # --- recognition --------------------------------------------------------------------
     def detect(self, rgb: np.ndarray) -> list[Detection]:
-        with self._lock:
+        with self.lock:
             return self.detector.detect(rgb)
 
     def detect_photo(self, rgb: np.ndarray) -> list[Detection]:
@@ -127,7 +127,7 @@ class FaceRecognizer:
         (short range misses small faces, full range misses tight crops). When the face fills most
         of the photo (a cropped portrait), detection is repeated with a black margin around it:
         BlazeFace places keypoints better when it sees the whole head."""
-        with self._lock:
+        with self.lock:
             detections = self.detector.detect(rgb)
             if not detections:
                 if self._other_range_detector is None:
@@ -145,7 +145,7 @@ class FaceRecognizer:
 
     def embed(self, rgb: np.ndarray, detections: list[Detection]) -> tuple[np.ndarray, list[str]]:
         """Embeddings of the faces that pass the quality checks, and a reason ('' = embedded) per face."""
-        with self._lock:
+        with self.lock:
             reasons = [quality_problem(d, self.quality) for d in detections]
             chips = [align_face(rgb, d, self.template) for d, r in zip(detections, reasons) if not r]
             if not chips:
@@ -153,13 +153,13 @@ class FaceRecognizer:
             return self.embedder.embed(np.stack(chips)), reasons
 
     def identify(self, embeddings: np.ndarray) -> list[Match]:
-        with self._lock:
+        with self.lock:
             return match(embeddings, self.gallery, self.threshold,
                          each_once=self.config.recognition.each_once)
 
     def process(self, rgb: np.ndarray) -> list[Face]:
         """Detect, align, embed and name every face in an RGB uint8 frame."""
-        with self._lock:
+        with self.lock:
             t0 = time.perf_counter()
             detections = self.detector.detect(rgb)
             t1 = time.perf_counter()
@@ -185,7 +185,7 @@ class FaceRecognizer:
     # --- enrolment and gallery management -------------------------------------------------
     def embed_for_enrollment(self, rgb: np.ndarray, *, require_single: bool = False) -> np.ndarray:
         """The embedding of the one (or largest) face in a photo; ValueError says what is wrong."""
-        with self._lock:
+        with self.lock:
             detections = self.detect_photo(rgb)
             if not detections:
                 raise ValueError("no face found")
@@ -213,26 +213,26 @@ class FaceRecognizer:
 
     def add_samples(self, name: str, embeddings: np.ndarray, *, overwrite: bool = False,
                     skipped: list[str] | None = None) -> EnrollResult:
-        with self._lock:
+        with self.lock:
             total = self.gallery.add(name, embeddings, overwrite=overwrite)
             self.save_gallery()
             return EnrollResult(name=name, added=len(embeddings), total=total, skipped=skipped or [])
 
     def forget(self, name: str) -> None:
-        with self._lock:
+        with self.lock:
             self.gallery.remove(name)
             self.save_gallery()
 
     def rename(self, old: str, new: str, *, merge: bool = False) -> None:
-        with self._lock:
+        with self.lock:
             self.gallery.rename(old, new, merge=merge)
             self.save_gallery()
 
     def people(self) -> list[PersonInfo]:
-        with self._lock:
+        with self.lock:
             return self.gallery.people()
 
     def save_gallery(self) -> None:
-        with self._lock:
+        with self.lock:
             if self.gallery_path is not None:
                 self.gallery.save(self.gallery_path)

@@ -117,7 +117,7 @@ class StreamRecognizer:
         self.tracker = FaceTracker(self.config)
         self.clusters = UnknownClusters(self._cluster_threshold(), self.config.max_unknown_clusters)
         self._infos: dict[Track, _TrackInfo] = {}
-        self._lock = recognizer._lock  # one lock for models, gallery and tracks
+        self._lock = recognizer.lock  # one lock for models, gallery and tracks
         self._enrollment_changed = threading.Condition(self._lock)
         self._enrollment: _Enrollment | None = None
         self._frame = 0
