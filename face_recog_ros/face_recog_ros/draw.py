@@ -20,7 +20,7 @@ def label_color(label: str) -> tuple[int, int, int]:
 
 def face_caption(face: Face) -> str:
     text = face.label if face.label != UNKNOWN or not face.candidate else f"{UNKNOWN} ({face.candidate}?)"
-    if face.rejected:
+    if face.rejected and face.label == UNKNOWN:  # a tracked face keeps its name through a bad frame
         text = face.rejected.split(":")[0]
     elif face.similarity:
         text += f" {face.similarity:.2f}"
