@@ -1,0 +1,196 @@
+"""Gallery durability at the node level: the real face_recognition_node as a subprocess, killed
+with SIGKILL while it enrols, restarted; and bad gallery files at start-up.
+
+An acknowledged enrolment (success=true) must survive any kill; the file must always load, hold
+only whole enrolments and stay private (0600); an unusable file must be moved aside with a clear
+log line, never overwritten.
+"""
+from __future__ import annotations
+
+import importlib.util
+import random
+import stat
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from face_recog_interfaces.srv import ListFaces
+from face_recog_ros.gallery import FORMAT_VERSION, Gallery
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+KILLS = 10
+
+
+def load_tool(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+soak_node = load_tool("soak_node")
+SPACE, DIM = soak_node.SPACE, soak_node.DIM
+
+
+@pytest.fixture(scope="module")
+def domain() -> int:
+    return soak_node.random_domain()
+
+
+@pytest.fixture(scope="module")
+def client(domain: int) -> Iterator:
+    c = soak_node.Client(domain)
+    yield c
+    c.close()
+
+
+def listed(client) -> dict[str, int]:
+    response, _ = client.call(ListFaces.Request(), timeout=10)
+    assert response.success, response.message
+    return dict(zip(response.names, (int(n) for n in response.sample_counts), strict=True))
+
+
+def on_disk(path: Path) -> dict[str, int]:
+    return {p.name: p.samples for p in Gallery.load(path, SPACE, DIM).people()}
+
+
+def temp_files(path: Path) -> list[str]:
+    return [p.name for p in path.parent.iterdir() if p.name.startswith(f".{path.name}.tmp-")]
+
+
+class Enroller:
+    """Enrols a new name after another from a thread, recording what the node acknowledged."""
+
+    def __init__(self, client, prefix: str, acknowledged: dict[str, int], attempted: set[str]) -> None:
+        self.client, self.prefix = client, prefix
+        self.acknowledged, self.attempted = acknowledged, attempted
+        self.stop = threading.Event()
+        self.answered = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        photos = ("astronaut", "grace_hopper")
+        requests = [soak_node.enroll_request("x", p) for p in photos]
+        k = 0
+        while not self.stop.is_set():
+            name = f"{self.prefix}_{k}"
+            request = requests[k % 2]
+            request.name = name
+            self.attempted.add(name)
+            try:
+                response, _ = self.client.call(request, timeout=20, abort=self.stop)
+            except soak_node.CallTimeout:
+                return
+            assert response.success, response.message
+            self.acknowledged[name] = response.total_samples
+            self.answered += 1
+            k += 1
+
+    def join(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive()
+
+
+def test_sigkill_while_enrolling_never_loses_or_breaks_the_gallery(tmp_path: Path, client, domain: int) -> None:
+    gallery = tmp_path / "state" / "gallery.npz"
+    acknowledged: dict[str, int] = {}
+    attempted: set[str] = set()
+    chooser = random.Random(20250605)
+    kills_with_temp = 0
+    for round_ in range(KILLS):
+        node = soak_node.NodeProcess(tmp_path, gallery, domain, publish_annotated="false")
+        try:
+            client.wait_ready(node)
+            # What the restarted node serves is the file, and holds every acknowledged enrolment.
+            served = listed(client)
+            assert served == (on_disk(gallery) if gallery.exists() else {})
+            assert acknowledged.items() <= served.items(), "an acknowledged enrolment was lost"
+            assert temp_files(gallery) == [] if gallery.parent.exists() else True
+            enroller = Enroller(client, f"r{round_}", acknowledged, attempted)
+            deadline = time.monotonic() + 20
+            while enroller.answered < 2 and time.monotonic() < deadline:  # at least one save per round
+                time.sleep(0.01)
+            time.sleep(chooser.uniform(0.0, 0.6))
+            node.kill()
+            enroller.join()
+        finally:
+            node.stop()
+        # Whatever the moment of the kill: a complete file, private, with only whole enrolments.
+        assert stat.S_IMODE(gallery.stat().st_mode) == 0o600
+        assert stat.S_IMODE(gallery.parent.stat().st_mode) == 0o700
+        stored = on_disk(gallery)
+        assert acknowledged.items() <= stored.items(), "an acknowledged enrolment is missing from the file"
+        assert set(stored) <= attempted and all(n == 1 for n in stored.values())
+        leftovers = temp_files(gallery)
+        assert len(leftovers) <= 1, leftovers  # at most the save that was in flight
+        kills_with_temp += len(leftovers)
+    assert len(acknowledged) >= 2 * KILLS
+    # One last start: stale temp files of killed saves are removed, the gallery is served whole.
+    node = soak_node.NodeProcess(tmp_path, gallery, domain)
+    try:
+        client.wait_ready(node)
+        assert listed(client) == on_disk(gallery)
+        assert temp_files(gallery) == []
+        assert "could not be used" not in node.log()
+    finally:
+        node.stop()
+    print(f"{len(acknowledged)} enrolments acknowledged over {KILLS} kills; {kills_with_temp} kills left a "
+          "temp file (mid-save)")
+
+
+def _corrupt(path: Path) -> str:
+    path.write_bytes(b"PK\x03\x04 this was a gallery until the SD card failed" + bytes(300))
+    return "damaged or truncated"
+
+
+def _foreign(path: Path) -> str:
+    other = Gallery("facenet_512", 512)
+    other.add("Alice", np.ones((2, 512)))
+    other.save(path)
+    return "facenet_512"
+
+
+def _newer(path: Path) -> str:
+    future = Gallery(SPACE, DIM)
+    future.add("Alice", np.ones((1, DIM)))
+    future.save(path)
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = arrays["meta"].tobytes().replace(b'"version": 1', f'"version": {FORMAT_VERSION + 1}'.encode())
+    arrays["meta"] = np.frombuffer(meta, np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    return "upgrade face_recog_ros"
+
+
+@pytest.mark.parametrize("make_bad", [_corrupt, _foreign, _newer], ids=["corrupt", "foreign_model", "newer_format"])
+def test_unusable_gallery_at_start_up_is_moved_aside_not_overwritten(tmp_path: Path, client, domain: int,
+                                                                     make_bad) -> None:
+    gallery = tmp_path / "gallery.npz"
+    reason = make_bad(gallery)
+    before = gallery.read_bytes()
+    node = soak_node.NodeProcess(tmp_path, gallery, domain, publish_annotated="false")
+    try:
+        client.wait_ready(node)
+        (aside,) = tmp_path.glob("gallery.npz.bad-*")
+        log = node.log()
+        line = next(line for line in log.splitlines() if "could not be used" in line)
+        assert "WARN" in line and str(gallery) in line and str(aside) in line and reason in line, line
+        assert aside.read_bytes() == before
+        assert listed(client) == {}
+        response, _ = client.call(soak_node.enroll_request("Grace", "grace_hopper"), timeout=20)
+        assert response.success, response.message
+        assert on_disk(gallery) == {"Grace": 1}
+        assert aside.read_bytes() == before  # the bad file is kept as it was
+    finally:
+        node.stop()
