@@ -9,7 +9,7 @@ import pytest
 
 from face_recog_ros.ros import demo
 
-FRAMES = 60
+FRAMES = 90
 LINE = re.compile(r"^\s*[\d.]+s\s+frame\s+(\d+)\s+(\w+): (.*)$")
 
 
