@@ -5,9 +5,11 @@
     python3 tools/soak_node.py --frames 600 --rate 30
 
 The node runs as its own process (as `ros2 run` starts it) on a private ROS domain on loopback,
-with a gallery file in a temporary folder. This process publishes 640x480 bgr8 frames of a
-moving two-person scene (--rate 0: as fast as the publisher can) while a second thread calls
-~/enroll (with an image), ~/list_faces and ~/forget in a loop. Reported: frames published and
+with a gallery file in a temporary folder. A camera process publishes 640x480 bgr8 frames of
+a moving two-person scene (--rate 0: as fast as the publisher can) while a thread of this
+process calls ~/enroll (with an image), ~/list_faces and ~/forget in a loop. (The camera is a
+process of its own, as on a robot: publishing thousands of frames a second from the client's
+process would starve the client's own executor and measure the client, not the node.) Reported: frames published and
 answered, service latency p50/p99/max, the node's RSS (/proc/<pid>/status, sampled every
 second) at the start and end and its slope over the second half (least squares, MB/min), and
 whether the gallery file agrees with ~/list_faces and with the acknowledged calls at the end.
@@ -328,14 +330,43 @@ def scene_messages(count: int = 60) -> list[Image]:
     return [rgb_to_image(f.rgb) for f in samples.sequence(count)]
 
 
+def camera(domain_id: int, frames: int, rate: float, wait_s: float = 60.0) -> int:
+    """Publish `frames` frames on `image` (once the node subscribes); print 'published N S'."""
+    context = Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    node = Node(f"soak_camera_{os.getpid()}", context=context)
+    try:
+        pub = node.create_publisher(Image, "image", IMAGE_QOS)
+        msgs = scene_messages()
+        deadline = time.monotonic() + wait_s
+        while pub.get_subscription_count() == 0:
+            if time.monotonic() > deadline:
+                return 1
+            time.sleep(0.05)
+        period = 1.0 / rate if rate > 0 else 0.0
+        start = time.monotonic()
+        for i in range(frames):
+            msg = msgs[i % len(msgs)]
+            now = time.time_ns()
+            msg.header.stamp = Time(sec=now // 10**9, nanosec=now % 10**9)
+            pub.publish(msg)
+            if period:
+                time.sleep(max(0.0, start + (i + 1) * period - time.monotonic()))
+        print(f"published {frames} {time.monotonic() - start:.3f}", flush=True)
+        return 0
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
 def soak(workdir: Path, frames: int, rate: float = 0.0, max_latency: float = 1.0, warmup_s: float = 5.0,
          progress: Callable[[str], None] = lambda _: None) -> SoakReport:
     """Run the soak and return its figures; the node is always stopped."""
     domain = random_domain()
     gallery = workdir / "gallery" / "gallery.npz"
-    msgs = scene_messages()
     node = NodeProcess(workdir, gallery, domain, publish_annotated="false")
     client: Client | None = None
+    cam: subprocess.Popen | None = None
     rss: list[tuple[float, float]] = []
     load = None
     try:
@@ -354,20 +385,18 @@ def soak(workdir: Path, frames: int, rate: float = 0.0, max_latency: float = 1.0
         sampler.start()
         load = ServiceLoad(client, max_latency)
         load.start()
-        period = 1.0 / rate if rate > 0 else 0.0
-        start = time.monotonic()
-        for i in range(frames):
-            msg = msgs[i % len(msgs)]
-            now = time.time_ns()
-            msg.header.stamp = Time(sec=now // 10**9, nanosec=now % 10**9)
-            client.image_pub.publish(msg)
-            if period:
-                time.sleep(max(0.0, start + (i + 1) * period - time.monotonic()))
-            if i % 1000 == 999:
-                progress(f"{i + 1} frames, {client.faces_received} answered, RSS {node.rss_mb()} MB")
-            if not node.alive():
-                break
-        seconds = time.monotonic() - start
+        cam = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--camera", str(domain),
+                                "--frames", str(frames), "--rate", str(rate)], cwd=workdir,
+                               env=ros_env(domain), stdout=subprocess.PIPE, text=True, start_new_session=True)
+        limit = time.monotonic() + 120 + (frames / rate if rate > 0 else frames / 50)
+        while cam.poll() is None and node.alive() and time.monotonic() < limit:
+            time.sleep(1.0)
+            progress(f"{client.faces_received} answered, RSS {node.rss_mb():.1f} MB, "
+                     f"{sum(map(len, load.latencies.values()))} calls")
+        if cam.poll() is None:
+            cam.kill()
+        out = (cam.communicate(timeout=10)[0] or "").split()
+        published, seconds = (int(out[1]), float(out[2])) if out[:1] == ["published"] else (0, float("nan"))
         time.sleep(1.0)  # the last frames and calls settle
         load.stop()
         sampling.set()
@@ -381,7 +410,7 @@ def soak(workdir: Path, frames: int, rate: float = 0.0, max_latency: float = 1.0
         on_disk = gallery_file_people(gallery) if gallery.exists() else {}
         warm = [mb for t, mb in rss if t >= warmup_s] or [mb for _, mb in rss] or [float("nan")]
         return SoakReport(
-            frames=i + 1, seconds=seconds, publish_hz=(i + 1) / seconds, answered=client.faces_received,
+            frames=published, seconds=seconds, publish_hz=published / seconds, answered=client.faces_received,
             labelled=client.faces_with_labels, calls={k: len(v) for k, v in load.latencies.items()},
             latency_ms={k: (percentile_ms(v, 50), percentile_ms(v, 99), max(v, default=float("nan")) * 1e3)
                         for k, v in load.latencies.items()},
@@ -389,6 +418,9 @@ def soak(workdir: Path, frames: int, rate: float = 0.0, max_latency: float = 1.0
             failures=load.failures, node_alive=alive, exit_code=exit_code, gallery_listed=listed,
             gallery_file=on_disk, gallery_expected=dict(load.expected))
     finally:
+        if cam is not None and cam.poll() is None:
+            cam.kill()
+            cam.wait(timeout=10)
         if load is not None:
             load.stop()
         node.stop()
@@ -402,7 +434,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=0.0, help="frames per second; 0 = as fast as possible")
     parser.add_argument("--max-latency", type=float, default=1.0, help="seconds a service may take")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds before the RSS start figure")
+    parser.add_argument("--camera", type=int, metavar="DOMAIN", help=argparse.SUPPRESS)  # the camera process
     args = parser.parse_args(argv)
+    if args.camera is not None:
+        return camera(args.camera, args.frames, args.rate)
     with tempfile.TemporaryDirectory(prefix="soak_node_") as tmp:
         report = soak(Path(tmp), args.frames, args.rate, args.max_latency, args.warmup,
                       progress=lambda text: print(text, flush=True))
