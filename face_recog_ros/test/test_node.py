@@ -8,6 +8,7 @@ increase across tests, so the node's trackers see one continuous stream.
 from __future__ import annotations
 
 import random
+import struct
 import threading
 import time
 import uuid
@@ -112,9 +113,14 @@ class Graph:
             i += 1
             time.sleep(period)
 
-    def publish(self, msg: Image | CompressedImage, topic: str = "image") -> None:
+    def publish_until(self, msg: Image | CompressedImage, until: Callable[[], Any], topic: str = "image") -> None:
+        """Publish msg every 50 ms until `until()` holds (best-effort transport may lose one)."""
         pub = self.publisher(type(msg), topic)
-        pub.publish(msg)
+        deadline = time.monotonic() + TIMEOUT_S
+        while not until():
+            assert time.monotonic() < deadline, f"timed out publishing to {topic}"
+            pub.publish(msg)
+            time.sleep(0.05)
 
     # --- services ---------------------------------------------------------------------
     def call(self, srv_type: type, name: str, request: Any, timeout: float = TIMEOUT_S) -> Any:
@@ -359,6 +365,22 @@ def test_runtime_change_is_applied(graph, faces, params, enrolled):
     assert graph.main.recognizer.detector.options.max_faces == 3
 
 
+def test_node_parameters_change_at_run_time(graph, faces, params, enrolled):
+    stats = graph.main.cameras[0].stats
+    assert set_remote(params, "publish_embeddings", True).successful
+    assert set_remote(params, "process_every_n", 3).successful
+    try:
+        skipped = stats.totals["skipped"]
+        embedded = graph.feed(grace_walking()[:60], until=lambda: next(
+            (f for m in faces[-5:] for f in m.faces if len(f.embedding)), None))
+        assert len(embedded.embedding) == 128
+        assert abs(float(np.linalg.norm(embedded.embedding)) - 1.0) < 1e-3
+        assert stats.totals["skipped"] > skipped
+    finally:
+        assert set_remote(params, "process_every_n", 1).successful
+        assert set_remote(params, "publish_embeddings", False).successful
+
+
 @pytest.mark.parametrize("name,value,reason", [
     ("recognition.threshold", 2.0, ""),  # out of the declared range: rclpy refuses
     ("tracking.min_evidence", 20, "cannot exceed tracking.evidence_window"),
@@ -392,6 +414,7 @@ BAD_IMAGES = {
     "16UC1": (raw(64, 48, "16UC1", 128, 128 * 48), "unsupported_encoding"),
     "32FC1": (raw(64, 48, "32FC1", 256, 256 * 48), "unsupported_encoding"),
     "odd_yuv": (raw(63, 48, "yuv422", 126, 126 * 48), "odd_size"),
+    "odd_nv12": (raw(64, 47, "nv12", 64, 64 * 71), "odd_size"),
     "huge": (raw(100_000, 100_000, "bgr8", 300_000, 16), "too_large"),
 }
 
@@ -402,8 +425,7 @@ def test_bad_images_are_counted_and_the_node_keeps_working(graph, faces, enrolle
     stats = graph.main.cameras[0].stats
     before, processed = stats.errors[cause], stats.totals["processed"]
     msg.header = graph.next_header()
-    graph.publish(msg)
-    wait_until(lambda: stats.errors[cause] > before, what=f"{cause} to be counted")
+    graph.publish_until(msg, lambda: stats.errors[cause] > before)
     assert stats.totals["processed"] == processed
     count = len(faces)
     graph.feed([samples.scene(1)], until=lambda: len(faces) > count and faces[-1].faces)
@@ -436,13 +458,28 @@ def test_two_compressed_cameras_have_their_own_outputs_and_track_ids(graph):
     (b"\xff\xd8\xff\xe0" + bytes(200), "jpeg", "corrupt_compressed"),
     (b"\x89PNG\r\n\x1a\n" + bytes(100), "png", "corrupt_compressed"),
     (b"", "jpeg", "empty_data"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR" + struct.pack(">II", 100_000, 100_000) + bytes(20), "png", "too_large"),
     (b"\x00" * 64, "16UC1; compressedDepth", "unsupported_encoding"),
 ])
 def test_corrupt_compressed_images_are_counted(graph, data, fmt, cause):
     stats = graph.multi.cameras[0].stats
     before = stats.errors[cause]
-    graph.publish(CompressedImage(header=graph.next_header(), format=fmt, data=data), "/multi/cam_a/compressed")
-    wait_until(lambda: stats.errors[cause] > before, what=f"{cause} to be counted")
+    graph.publish_until(CompressedImage(header=graph.next_header(), format=fmt, data=data),
+                        lambda: stats.errors[cause] > before, "/multi/cam_a/compressed")
     received = graph.collect(FaceArray, f"{MULTI}/cam_a/faces")
     graph.feed([samples.scene(1)], until=lambda: latest_with_faces(received), topic="/multi/cam_a/compressed",
                compressed=True)
+
+
+# --- a gallery shared with other processes ---------------------------------------------------
+
+def test_gallery_written_by_another_process_is_picked_up(graph, enrolled):
+    """Another node or the face-recog CLI enrols into the same file; this node reloads it."""
+    from face_recog_ros import FaceRecognizer, RecognizerConfig
+    config = RecognizerConfig()
+    config.gallery.path = str(graph.main.recognizer.gallery_path)
+    other = FaceRecognizer(config)
+    other.enroll("Shared Grace", [samples.photo("grace_hopper")])
+    wait_until(lambda: "Shared Grace" in graph.call(ListFaces, f"{NODE}/list_faces", ListFaces.Request()).names,
+               what="the node to reload the gallery")
+    assert graph.call(Forget, f"{NODE}/forget", Forget.Request(name="Shared Grace")).success

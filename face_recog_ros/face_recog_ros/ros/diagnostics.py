@@ -4,12 +4,17 @@ The subscription callback and the worker thread count into CameraStats; the diag
 takes a window (rates and mean latencies since the previous report) plus running totals.
 Key names are stable so monitoring tools and tools/bench_node.py can read them:
 
-    input_rate_hz, processed_rate_hz, dropped_frames, dropped_frames_total, skipped_frames_total,
-    frames_received_total, frames_processed_total, annotated_frames_total, latency_<stage>_ms (stages the core timed:
-    detect, embed, track, total with tracking; detect, align, embed, match, total without;
-    plus convert = message -> RGB and receive_to_publish = subscription callback -> ~/faces sent),
+    input_rate_hz, processed_rate_hz, dropped_frames (this window), dropped_frames_total,
+    skipped_frames_total, frames_received_total, frames_processed_total, annotated_frames_total,
+    latency_<stage>_ms: the stages the core timed (detect, embed, track, total with tracking;
+        detect, align, embed, match, total without) plus queue (subscription callback -> the
+        worker picks the frame), convert (message -> RGB), publish (building and sending
+        ~/faces and ~/events) and receive_to_publish (all of it),
     embeddings_per_frame, faces_per_frame, gallery_people, gallery_samples,
-    errors_<cause> (running totals for every cause in INPUT_PROBLEMS), errors_total.
+    errors_<cause> (running totals, every cause in INPUT_PROBLEMS), errors_total.
+
+Latencies and per-frame figures are means over the frames processed in the window; the
+detector runs every tracking.detect_interval frames, so latency_detect_ms is its cost per frame.
 """
 from __future__ import annotations
 
@@ -30,7 +35,6 @@ INPUT_PROBLEMS = (
     "unsupported_encoding",  # unknown, 16-bit, float, Bayer, compressedDepth
     "empty_data",  # compressed image without bytes
     "corrupt_compressed",  # JPEG/PNG that does not decode
-    "invalid_image",  # any other conversion failure
     "blank_frame",  # all one colour (black, white, covered lens): processed, but flagged
     "processing_error",  # an exception in the pipeline (a bug): the frame is skipped
 )

@@ -65,26 +65,39 @@ DEFAULT_LIVE_SAMPLES = 5
 GALLERY_POLL_S = 2.0
 # Newest frame only: an old frame is worth nothing to a robot once a newer one exists.
 IMAGE_QOS = QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=1)
-# ImageConversionError messages (conversion.py) -> diagnostics cause.
-_CONVERSION_CAUSES = (("zero size", "zero_size"), ("max_pixels", "too_large"), ("shorter than one", "step_too_small"),
-                      ("needs an even", "odd_size"), ("bytes, data has", "data_too_short"),
-                      ("has no data", "empty_data"), ("could not decode", "corrupt_compressed"))
 # Raw encodings whose buffer has more rows than the image (a half-height chroma plane follows).
 _ROWS_3_OVER_2 = frozenset({"nv12", "nv21"})
+# Encodings where two pixels share chroma, so the width (and for NV, the height) must be even.
+_CHROMA_SUBSAMPLED = frozenset({"yuv422", "uyvy", "yuv422_yuy2", "yuyv", "nv12", "nv21"})
 _DETECTOR_LIVE = ("detector.min_score", "detector.nms_iou")
 
 
-def conversion_cause(error: ImageConversionError) -> str:
+def buffer_rows(msg: Image) -> int:
+    return msg.height * 3 // 2 if msg.encoding.lower() in _ROWS_3_OVER_2 else msg.height
+
+
+def refusal_cause(msg: Image | CompressedImage, error: ImageConversionError, max_pixels: int) -> str:
+    """Which INPUT_PROBLEMS cause made conversion refuse this message (judged from the message)."""
     if isinstance(error, UnsupportedEncoding):
         return "unsupported_encoding"
-    text = str(error)
-    return next((cause for fragment, cause in _CONVERSION_CAUSES if fragment in text), "invalid_image")
+    if isinstance(msg, CompressedImage):
+        if not msg.data:
+            return "empty_data"
+        return "too_large" if "max_pixels" in str(error) else "corrupt_compressed"
+    if msg.width == 0 or msg.height == 0:
+        return "zero_size"
+    if msg.width * msg.height > max_pixels:
+        return "too_large"
+    if len(msg.data) < msg.step * buffer_rows(msg):
+        return "data_too_short"
+    if msg.encoding.lower() in _CHROMA_SUBSAMPLED and (msg.width % 2 or msg.height % 2):
+        return "odd_size"
+    return "step_too_small"
 
 
 def surplus_bytes(msg: Image) -> int:
     """Bytes beyond step * rows: a message whose sizes or encoding do not describe its data."""
-    rows = msg.height * 3 // 2 if msg.encoding.lower() in _ROWS_3_OVER_2 else msg.height
-    return len(msg.data) - msg.step * rows
+    return len(msg.data) - msg.step * buffer_rows(msg)
 
 
 def is_blank(rgb: np.ndarray) -> bool:
@@ -141,6 +154,10 @@ class FaceRecognitionNode(Node):
 
     def __init__(self, **node_kwargs: Any) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
+        self._wake = threading.Condition()  # guards every Camera.pending; wakes the worker
+        self._stopping = False
+        self._worker: threading.Thread | None = None
+        self.cameras: list[Camera] = []
         self.config = self._declare_parameters()
         self.recognizer = FaceRecognizer(self.config)
         if self.recognizer.gallery_warning:
@@ -150,8 +167,6 @@ class FaceRecognitionNode(Node):
         self._image_group = MutuallyExclusiveCallbackGroup()
         self._service_group = ReentrantCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
-        self._wake = threading.Condition()
-        self._stopping = False
         self._warned: set[str] = set()
         self._enroll_lock = threading.Lock()
         self.cameras = [self._add_camera(topic, several=len(self.settings["image_topics"]) > 1)
@@ -187,8 +202,9 @@ class FaceRecognitionNode(Node):
         declared = declarations(defaults, node_defaults)
         for name, value, desc in declared:
             self.declare_parameter(name, value, desc)
+        self._declared = frozenset(name for name, _, _ in declared)
         config = RecognizerConfig()
-        values = {name: self.get_parameter(name).value for name, _, _ in declared}
+        values = {name: self.get_parameter(name).value for name in self._declared}
         for name, value in values.items():
             if name not in NODE_PARAM_NAMES:
                 set_option(config, name, value)
@@ -248,12 +264,13 @@ class FaceRecognitionNode(Node):
                               f"processing a frame failed: {exc}\n{traceback.format_exc()}")
 
     def _process(self, camera: Camera, msg: Image | CompressedImage, received: float) -> None:
-        t0 = time.perf_counter()
+        started = time.monotonic()
         rgb = self._to_rgb(camera, msg)
         if rgb is None:
             return
-        t1 = time.perf_counter()
+        converted = time.monotonic()
         result = camera.stream.process(rgb, stamp_seconds(msg, time.time()))
+        processed = time.monotonic()
         camera.faces_pub.publish(faces_to_msg(result.faces, msg.header,
                                               with_embeddings=self.settings["publish_embeddings"]))
         for event in result.events:
@@ -263,8 +280,8 @@ class FaceRecognitionNode(Node):
             camera.annotated_pub.publish(rgb_to_image(annotate(rgb, result.faces), msg.header))
             camera.stats.count("annotated")
         latencies = {k: v for k, v in result.timings.items() if k not in ("faces", "embedded")}
-        latencies["convert"] = (t1 - t0) * 1e3
-        latencies["receive_to_publish"] = (published - received) * 1e3
+        latencies.update(queue=(started - received) * 1e3, convert=(converted - started) * 1e3,
+                         publish=(published - processed) * 1e3, receive_to_publish=(published - received) * 1e3)
         camera.stats.processed(latencies, result.embedded, len(result.faces))
 
     def _to_rgb(self, camera: Camera, msg: Image | CompressedImage) -> np.ndarray | None:
@@ -282,7 +299,7 @@ class FaceRecognitionNode(Node):
                                   "encoding do not describe the data")
                     return None
         except ImageConversionError as exc:
-            self._problem(camera, conversion_cause(exc), str(exc))
+            self._problem(camera, refusal_cause(msg, exc, limit), str(exc))
             return None
         if is_blank(rgb):
             self._problem(camera, "blank_frame", "the image is all one colour (lens covered, exposure "
@@ -435,7 +452,7 @@ class FaceRecognitionNode(Node):
     # --- parameters ---------------------------------------------------------------------
     def _check_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """Reject a change (with the reason) before it is set; read-only and ranges rclpy checks."""
-        changes = {p.name: p.value for p in params}
+        changes = {p.name: p.value for p in params if p.name in self._declared}
         try:
             validate_changes(self.config, changes)
         except ValueError as exc:
@@ -450,6 +467,9 @@ class FaceRecognitionNode(Node):
 
     def _apply_parameters(self, params: list[Parameter]) -> None:
         """Apply accepted changes to the live objects (the config is shared by recognizer and streams)."""
+        params = [p for p in params if p.name in self._declared]  # not use_sim_time and the like
+        if not params:
+            return
         for p in params:
             if p.name in NODE_PARAM_NAMES:
                 self.settings[p.name] = p.value
@@ -468,37 +488,38 @@ class FaceRecognitionNode(Node):
         self.get_logger().info("parameters changed: " + ", ".join(f"{p.name}={p.value!r}" for p in params))
 
     # --- shutdown -----------------------------------------------------------------------
-    def destroy_node(self) -> None:
+    def stop(self) -> None:
+        """Stop the worker and cancel live enrolments, so no service waits out its timeout."""
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
-        self._worker.join(timeout=5.0)
+        for camera in self.cameras:
+            camera.stream.cancel_enrollment()
+        if self._worker is not None:
+            self._worker.join(timeout=5.0)
+
+    def destroy_node(self) -> None:
+        self.stop()
         super().destroy_node()
-
-
-def spin(node: FaceRecognitionNode, executor: MultiThreadedExecutor | None = None) -> None:
-    executor = executor or MultiThreadedExecutor(num_threads=EXECUTOR_THREADS, context=node.context)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    finally:
-        executor.shutdown()
 
 
 def main(args: list[str] | None = None) -> int:
     rclpy.init(args=args)
-    logger = rclpy.logging.get_logger(NODE_NAME)
     try:
         node = FaceRecognitionNode()
     except Exception as exc:  # bad parameters, missing models, unreadable config: say why, exit 1
-        logger.fatal(f"cannot start: {exc}")
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
         rclpy.try_shutdown()
         return 1
+    executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+    executor.add_node(node)
     try:
-        spin(node)
+        executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        node.stop()
+        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
