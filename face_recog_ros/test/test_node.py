@@ -90,30 +90,33 @@ class Graph:
     def publisher(self, msg_type: type, topic: str) -> Any:
         if topic not in self._publishers:
             self._publishers[topic] = self.probe.create_publisher(msg_type, topic, 10)
-            wait_until(lambda: self._publishers[topic].get_subscription_count() > 0, what=f"a subscriber on {topic}")
+            wait_until(lambda: self._publishers[topic].get_subscription_count() > 0,
+                       what=f"a subscriber on {topic}")
         return self._publishers[topic]
 
     def next_header(self) -> Header:
         """Frames 1/30 s apart, continuing across tests."""
         self.frame_index += 1
         nanos = 1_000_000_000 * 1000 + self.frame_index * 33_333_333
-        return Header(stamp=Time(sec=nanos // 10 ** 9, nanosec=nanos % 10 ** 9), frame_id="camera_optical")
+        stamp = Time(sec=nanos // 10 ** 9, nanosec=nanos % 10 ** 9)
+        return Header(stamp=stamp, frame_id="camera_optical")
 
-    def feed(self, frames: list[np.ndarray], until: Callable[[], Any] = lambda: False, *,
-             topic: str = "image", compressed: bool = False, period: float = 1 / 30, repeat: bool = True) -> Any:
+    def feed(self, frames: list[np.ndarray], until: Callable[[], Any], *, topic: str = "image",
+             compressed: bool = False, period: float = 1 / 30) -> Any:
         """Publish frames at ~30 Hz (cycling through them) until `until()` holds; returns its value."""
         pub = self.publisher(CompressedImage if compressed else Image, topic)
         deadline = time.monotonic() + TIMEOUT_S
         i = 0
         while True:
-            if (result := until()) or (not repeat and i == len(frames)):
+            if result := until():
                 return result
             assert time.monotonic() < deadline, f"timed out feeding {topic}"
             pub.publish(frame_msg(frames[i % len(frames)], self.next_header(), compressed))
             i += 1
             time.sleep(period)
 
-    def publish_until(self, msg: Image | CompressedImage, until: Callable[[], Any], topic: str = "image") -> None:
+    def publish_until(self, msg: Image | CompressedImage, until: Callable[[], Any],
+                      topic: str = "image") -> None:
         """Publish msg every 50 ms until `until()` holds (best-effort transport may lose one)."""
         pub = self.publisher(type(msg), topic)
         deadline = time.monotonic() + TIMEOUT_S
@@ -130,6 +133,22 @@ class Graph:
         client = self.probe.create_client(srv_type, name)
         assert client.wait_for_service(timeout_sec=TIMEOUT_S), name
         return client.call_async(request)
+
+    def enroll(self, name: str, rgb: np.ndarray | None = None, node: str = NODE, **fields: Any) -> Any:
+        image = rgb_to_image(np.ascontiguousarray(rgb)) if rgb is not None else Image()
+        return self.call(Enroll, f"{node}/enroll", Enroll.Request(name=name, image=image, **fields))
+
+    def forget(self, name: str, node: str = NODE) -> Any:
+        return self.call(Forget, f"{node}/forget", Forget.Request(name=name))
+
+    def rename(self, old: str, new: str, merge: bool = False, node: str = NODE) -> Any:
+        return self.call(Rename, f"{node}/rename", Rename.Request(old_name=old, new_name=new, merge=merge))
+
+    def people(self, node: str = NODE) -> Any:
+        return self.call(ListFaces, f"{node}/list_faces", ListFaces.Request())
+
+    def names(self, node: str = NODE) -> list[str]:
+        return list(self.people(node).names)
 
 
 def frame_msg(rgb: np.ndarray, header: Header, compressed: bool = False) -> Image | CompressedImage:
@@ -160,8 +179,7 @@ def events(graph: Graph) -> list[FaceEvent]:
 @pytest.fixture(scope="module")
 def enrolled(graph: Graph) -> str:
     """Eileen Collins enrolled through ~/enroll from her photo."""
-    image = rgb_to_image(samples.photo("astronaut"))
-    response = graph.call(Enroll, f"{NODE}/enroll", Enroll.Request(name=EILEEN, image=image, track_id=-1))
+    response = graph.enroll(EILEEN, samples.photo("astronaut"))
     assert response.success, response.message
     return EILEEN
 
@@ -201,7 +219,7 @@ def test_annotated_image_only_while_subscribed(graph, enrolled):
     annotated = graph.collect(Image, f"{NODE}/image_annotated")
     graph.feed([frame], until=lambda: annotated)
     msg = annotated[-1]
-    assert (msg.width, msg.height, msg.encoding) == (640, 480, "bgr8") and msg.header.frame_id == "camera_optical"
+    assert (msg.width, msg.height, msg.encoding, msg.header.frame_id) == (640, 480, "bgr8", "camera_optical")
     drawn = np.frombuffer(msg.data, np.uint8).reshape(480, 640, 3)
     assert not np.array_equal(cv2.cvtColor(drawn, cv2.COLOR_BGR2RGB), frame)  # boxes and names drawn
     assert stats.totals["annotated"] >= 1
@@ -209,11 +227,16 @@ def test_annotated_image_only_while_subscribed(graph, enrolled):
 
 def test_diagnostics_report_rates_latencies_and_counters(graph, enrolled):
     diagnostics = graph.collect(DiagnosticArray, "/diagnostics")
-    graph.feed([samples.scene(1)], until=lambda: any(
-        s.name == "face_recognition_node: image" and float(dict((v.key, v.value) for v in s.values)[
-            "processed_rate_hz"]) > 0 for m in diagnostics for s in m.status))
-    status = next(s for m in reversed(diagnostics) for s in m.status if s.name == "face_recognition_node: image")
-    values = {v.key: float(v.value) for v in status.values}
+
+    def busy_window() -> tuple[Any, dict[str, float]] | None:
+        for msg in reversed(diagnostics):
+            for status in msg.status:
+                values = {v.key: float(v.value) for v in status.values}
+                if status.name == "face_recognition_node: image" and values["processed_rate_hz"] > 0:
+                    return status, values
+        return None
+
+    status, values = graph.feed([samples.scene(1)], until=busy_window)
     for key in ("input_rate_hz", "processed_rate_hz", "dropped_frames", "dropped_frames_total",
                 "latency_detect_ms", "latency_embed_ms", "latency_total_ms", "latency_convert_ms",
                 "latency_receive_to_publish_ms", "embeddings_per_frame", "faces_per_frame",
@@ -231,31 +254,23 @@ BAD_NAMES = ["", "   ", "a" * 500, "../x", "/etc/passwd", "a\tb", "unknown", "un
 
 @pytest.mark.parametrize("name", BAD_NAMES, ids=repr)
 def test_bad_names_are_refused_by_every_service(graph, enrolled, name):
-    image = rgb_to_image(samples.photo("grace_hopper"))
-    answers = [
-        graph.call(Enroll, f"{NODE}/enroll", Enroll.Request(name=name, image=image)),
-        graph.call(Forget, f"{NODE}/forget", Forget.Request(name=name)),
-        graph.call(Rename, f"{NODE}/rename", Rename.Request(old_name=EILEEN, new_name=name)),
-    ]
-    for answer in answers:
+    for answer in (graph.enroll(name, samples.photo("grace_hopper")), graph.forget(name),
+                   graph.rename(EILEEN, name)):
         assert not answer.success and answer.message
-    people = graph.call(ListFaces, f"{NODE}/list_faces", ListFaces.Request())
-    assert list(people.names) == [EILEEN]
+    assert graph.names() == [EILEEN]
 
 
 def test_a_nul_in_a_name_never_reaches_the_gallery(graph, enrolled):
     """ROS strings are C strings: 'a\x00b' arrives as 'a' (the node never sees the NUL)."""
-    image = rgb_to_image(samples.photo("grace_hopper"))
-    answer = graph.call(Enroll, f"{NODE}/enroll", Enroll.Request(name="a\x00b", image=image))
+    answer = graph.enroll("a\x00b", samples.photo("grace_hopper"))
     assert answer.success and "'a'" in answer.message
-    assert graph.call(Forget, f"{NODE}/forget", Forget.Request(name="a")).success
-    assert list(graph.call(ListFaces, f"{NODE}/list_faces", ListFaces.Request()).names) == [EILEEN]
+    assert graph.forget("a").success and graph.names() == [EILEEN]
 
 
 def test_enrol_refuses_images_without_exactly_one_face(graph, enrolled):
-    none = graph.call(Enroll, f"{NODE}/enroll", Enroll.Request(name="Nobody", image=rgb_to_image(samples.background())))
+    none = graph.enroll("Nobody", samples.background())
     assert not none.success and "no face" in none.message
-    two = graph.call(Enroll, f"{NODE}/enroll", Enroll.Request(name="Two", image=rgb_to_image(samples.scene(2))))
+    two = graph.enroll("Two", samples.scene(2))
     assert not two.success and "2 faces" in two.message
     broken = Image(width=10, height=10, step=3, encoding="bgr8", data=bytes(30))
     bad = graph.call(Enroll, f"{NODE}/enroll", Enroll.Request(name="Broken", image=broken))
@@ -263,36 +278,33 @@ def test_enrol_refuses_images_without_exactly_one_face(graph, enrolled):
 
 
 def test_forget_rename_and_list(graph, enrolled):
-    grace = graph.call(Enroll, f"{NODE}/enroll", Enroll.Request(name=GRACE, image=rgb_to_image(samples.photo("grace_hopper"))))
+    grace = graph.enroll(GRACE, samples.photo("grace_hopper"))
     assert grace.success and (grace.samples_added, grace.total_samples) == (1, 1)
-    listed = graph.call(ListFaces, f"{NODE}/list_faces", ListFaces.Request())
+    listed = graph.people()
     assert list(listed.names) == sorted([EILEEN, GRACE]) and list(listed.sample_counts) == [1, 1]
     assert all(abs(t.sec - time.time()) < 3600 for t in listed.enrolled_at)
 
-    onto = graph.call(Rename, f"{NODE}/rename", Rename.Request(old_name=GRACE, new_name=EILEEN))
+    onto = graph.rename(GRACE, EILEEN)
     assert not onto.success and "already enrolled" in onto.message
-    missing = graph.call(Rename, f"{NODE}/rename", Rename.Request(old_name="Nobody", new_name="Somebody"))
+    missing = graph.rename("Nobody", "Somebody")
     assert not missing.success and "not enrolled" in missing.message
-    cluster = graph.call(Rename, f"{NODE}/rename", Rename.Request(old_name="unknown_7", new_name="Somebody"))
+    cluster = graph.rename("unknown_7", "Somebody")
     assert not cluster.success and "unknown_7" in cluster.message
-    renamed = graph.call(Rename, f"{NODE}/rename", Rename.Request(old_name=GRACE, new_name="Grace"))
+    renamed = graph.rename(GRACE, "Grace")
     assert renamed.success, renamed.message
-    forgotten = graph.call(Forget, f"{NODE}/forget", Forget.Request(name="Grace"))
-    assert forgotten.success
-    again = graph.call(Forget, f"{NODE}/forget", Forget.Request(name="Grace"))
+    assert graph.forget("Grace").success
+    again = graph.forget("Grace")
     assert not again.success and "not enrolled" in again.message
-    listed = graph.call(ListFaces, f"{NODE}/list_faces", ListFaces.Request())
-    assert list(listed.names) == [EILEEN]
+    assert graph.names() == [EILEEN]
     # Saved after every change: the file holds what the node holds.
     assert graph.main.recognizer.gallery_path.is_file()
 
 
 def test_merge_onto_an_existing_name(graph, enrolled):
-    copy = graph.call(Enroll, f"{NODE}/enroll", Enroll.Request(name="Eileen copy", image=rgb_to_image(samples.photo("astronaut"))))
-    assert copy.success
-    merged = graph.call(Rename, f"{NODE}/rename", Rename.Request(old_name="Eileen copy", new_name=EILEEN, merge=True))
+    assert graph.enroll("Eileen copy", samples.photo("astronaut")).success
+    merged = graph.rename("Eileen copy", EILEEN, merge=True)
     assert merged.success, merged.message
-    listed = graph.call(ListFaces, f"{NODE}/list_faces", ListFaces.Request())
+    listed = graph.people()
     assert list(listed.names) == [EILEEN] and list(listed.sample_counts) == [2]
 
 
@@ -304,26 +316,28 @@ def grace_walking(frames: int = 240) -> list[np.ndarray]:
 
 def test_live_enrolment_from_the_stream_refuses_a_second_one(graph, faces, enrolled):
     # Synthetic frames differ less than real ones: accept samples a little more alike (runtime change).
-    assert graph.main.set_parameters([Parameter("tracking.enroll_max_similarity", value=0.97)])[0].successful
-    live = graph.call_async(Enroll, f"{NODE}/enroll", Enroll.Request(name="Grace live", num_samples=3, track_id=-1))
+    change = graph.main.set_parameters([Parameter("tracking.enroll_max_similarity", value=0.97)])
+    assert change[0].successful
+    live = graph.call_async(Enroll, f"{NODE}/enroll", Enroll.Request(name="Grace live", num_samples=3))
     stream = graph.main.cameras[0].stream
-    wait_until(lambda: stream.enrollment_status().state == EnrollState.WAITING, what="the live enrolment to start")
-    second = graph.call(Enroll, f"{NODE}/enroll", Enroll.Request(name="Other", image=rgb_to_image(samples.photo("grace_hopper"))))
+    wait_until(lambda: stream.enrollment_status().state == EnrollState.WAITING, what="the enrolment to start")
+    second = graph.enroll("Other", samples.photo("grace_hopper"))
     assert not second.success and "in progress" in second.message
     # Frames keep coming while the service waits; it answers when the samples are in.
     response = graph.feed(grace_walking(), until=lambda: live.done() and live.result())
     assert response.success, response.message
     assert (response.samples_added, response.total_samples) == (3, 3) and "3 of 3" in response.message
-    graph.feed(grace_walking()[-10:], until=lambda: (m := latest_with_faces(faces)) and m.faces[0].label == "Grace live")
+    graph.feed(grace_walking()[-10:], until=lambda: latest_with_faces(faces).faces[0].label == "Grace live")
 
 
 def test_live_enrolment_gives_up_without_frames(graph, enrolled):
     graph.main.set_parameters([Parameter("enroll_timeout", value=1.0)])
     try:
-        response = graph.call(Enroll, f"{NODE}/enroll", Enroll.Request(name="Nobody", num_samples=2))
+        response = graph.enroll("Nobody", num_samples=2)
     finally:
         graph.main.set_parameters([Parameter("enroll_timeout", value=20.0)])
-    assert not response.success and "gave up after 1 s" in response.message and "0 of 2" in response.message
+    assert not response.success
+    assert "gave up after 1 s" in response.message and "0 of 2" in response.message
     assert graph.main.cameras[0].stream.enrollment_status().state == EnrollState.CANCELLED
 
 
@@ -341,11 +355,12 @@ def set_remote(params: AsyncParameterClient, name: str, value: Any) -> Any:
 
 
 def test_every_option_is_declared_and_described(graph, params):
-    described = wait_until(params.describe_parameters(["recognition.threshold", "tracking.detect_interval",
-                                                       "embedder.model", "process_every_n"]).result).descriptors
+    names = ["recognition.threshold", "tracking.detect_interval", "embedder.model", "process_every_n"]
+    described = wait_until(params.describe_parameters(names).result).descriptors
     threshold, interval, model, every_n = described
     assert "similarity" in threshold.description.lower()
-    assert (threshold.floating_point_range[0].from_value, threshold.floating_point_range[0].to_value) == (-1.0, 1.0)
+    span = threshold.floating_point_range[0]
+    assert (span.from_value, span.to_value) == (-1.0, 1.0)
     assert (interval.integer_range[0].from_value, interval.integer_range[0].to_value) == (1, 30)
     assert model.read_only and not threshold.read_only and every_n.integer_range[0].from_value == 1
     from face_recog_ros.config import RecognizerConfig
@@ -454,11 +469,30 @@ def test_two_compressed_cameras_have_their_own_outputs_and_track_ids(graph):
     assert [c.stats.totals["processed"] > 0 for c in graph.multi.cameras] == [True, True]
 
 
+def test_a_returning_stranger_is_enrolled_by_renaming_its_cluster(graph):
+    received = graph.collect(FaceArray, f"{MULTI}/cam_b/faces")
+    assert graph.multi.set_parameters([Parameter("tracking.cluster_unknowns", value=True)])[0].successful
+    topic = "/multi/cam_b/compressed"
+    graph.feed([samples.scene(1)], until=lambda: (m := latest_with_faces(received))
+               and m.faces[0].label.startswith("unknown_"), topic=topic, compressed=True)
+    cluster = latest_with_faces(received).faces[0].label
+    assert graph.enroll("Taken", samples.photo("grace_hopper"), node=MULTI).success
+    refused = graph.rename(cluster, "Taken", node=MULTI)
+    assert not refused.success and "merge" in refused.message
+    promoted = graph.rename(cluster, "Stranger", node=MULTI)
+    assert promoted.success and promoted.message.startswith(f"enrolled {cluster} as 'Stranger'")
+    graph.feed([samples.scene(1)], until=lambda: latest_with_faces(received).faces[0].label == "Stranger",
+               topic=topic, compressed=True)
+
+
+HUGE_PNG_HEADER = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR" + struct.pack(">II", 100_000, 100_000) + bytes(20)
+
+
 @pytest.mark.parametrize("data,fmt,cause", [
     (b"\xff\xd8\xff\xe0" + bytes(200), "jpeg", "corrupt_compressed"),
     (b"\x89PNG\r\n\x1a\n" + bytes(100), "png", "corrupt_compressed"),
     (b"", "jpeg", "empty_data"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR" + struct.pack(">II", 100_000, 100_000) + bytes(20), "png", "too_large"),
+    (HUGE_PNG_HEADER, "png", "too_large"),
     (b"\x00" * 64, "16UC1; compressedDepth", "unsupported_encoding"),
 ])
 def test_corrupt_compressed_images_are_counted(graph, data, fmt, cause):
@@ -480,6 +514,5 @@ def test_gallery_written_by_another_process_is_picked_up(graph, enrolled):
     config.gallery.path = str(graph.main.recognizer.gallery_path)
     other = FaceRecognizer(config)
     other.enroll("Shared Grace", [samples.photo("grace_hopper")])
-    wait_until(lambda: "Shared Grace" in graph.call(ListFaces, f"{NODE}/list_faces", ListFaces.Request()).names,
-               what="the node to reload the gallery")
-    assert graph.call(Forget, f"{NODE}/forget", Forget.Request(name="Shared Grace")).success
+    wait_until(lambda: "Shared Grace" in graph.names(), what="the node to reload the gallery")
+    assert graph.forget("Shared Grace").success

@@ -82,7 +82,7 @@ class CameraStats:
                 self._latency[stage] += ms
 
     def report(self) -> tuple[dict[str, float], Counter[str]]:
-        """Window figures (rates, means) since the last report, and the window's problems; resets the window."""
+        """Window figures (rates, means) and problems since the last report; starts a new window."""
         with self._lock:
             now = time.monotonic()
             span = max(now - self._since, 1e-6)

@@ -118,7 +118,8 @@ def camera_name(topic: str) -> str:
 def status_text(status: EnrollmentStatus) -> str:
     text = f"{status.message} ({status.collected} of {status.needed} samples"
     if status.skipped:
-        text += "; frames skipped: " + ", ".join(f"{reason} x{n}" for reason, n in sorted(status.skipped.items()))
+        skipped = sorted(status.skipped.items())
+        text += "; frames skipped: " + ", ".join(f"{reason} x{n}" for reason, n in skipped)
     return text + ")"
 
 
@@ -179,7 +180,8 @@ class FaceRecognitionNode(Node):
                           callback_group=self._timer_group)
         if self.recognizer.gallery_path is not None:
             self.create_timer(GALLERY_POLL_S, self._reload_gallery, callback_group=self._timer_group)
-        for srv_type, name, handler in ((Enroll, "~/enroll", self._enroll), (Forget, "~/forget", self._forget),
+        for srv_type, name, handler in ((Enroll, "~/enroll", self._enroll),
+                                        (Forget, "~/forget", self._forget),
                                         (Rename, "~/rename", self._rename),
                                         (ListFaces, "~/list_faces", self._list_faces)):
             self.create_service(srv_type, name, handler, callback_group=self._service_group)
@@ -281,7 +283,8 @@ class FaceRecognitionNode(Node):
             camera.stats.count("annotated")
         latencies = {k: v for k, v in result.timings.items() if k not in ("faces", "embedded")}
         latencies.update(queue=(started - received) * 1e3, convert=(converted - started) * 1e3,
-                         publish=(published - processed) * 1e3, receive_to_publish=(published - received) * 1e3)
+                         publish=(published - processed) * 1e3,
+                         receive_to_publish=(published - received) * 1e3)
         camera.stats.processed(latencies, result.embedded, len(result.faces))
 
     def _to_rgb(self, camera: Camera, msg: Image | CompressedImage) -> np.ndarray | None:
@@ -294,9 +297,9 @@ class FaceRecognitionNode(Node):
                 rgb = image_to_rgb(msg, limit)
                 surplus = surplus_bytes(msg)
                 if surplus > 0:
-                    self._problem(camera, "data_too_long", f"{msg.encoding} image {msg.width}x{msg.height} "
-                                  f"with step {msg.step} has {surplus} bytes more than it needs; its sizes or "
-                                  "encoding do not describe the data")
+                    self._problem(camera, "data_too_long", f"{msg.encoding} image {msg.width}x{msg.height}"
+                                  f" with step {msg.step} has {surplus} bytes more than it needs; its "
+                                  "sizes or encoding do not describe the data")
                     return None
         except ImageConversionError as exc:
             self._problem(camera, refusal_cause(msg, exc, limit), str(exc))
@@ -331,7 +334,8 @@ class FaceRecognitionNode(Node):
         """Pick up a gallery file another node (or the CLI) replaced; our own saves are skipped."""
         try:
             if self.recognizer.gallery.reload_if_changed(self.recognizer.gallery_path):
-                self.get_logger().info(f"gallery changed on disk; reloaded {len(self.recognizer.gallery)} people")
+                people = len(self.recognizer.gallery)
+                self.get_logger().info(f"gallery changed on disk; reloaded {people} people")
         except (GalleryError, OSError) as exc:
             self.get_logger().warning(f"gallery file changed but cannot be used ({exc}); keeping the "
                                       "gallery in memory")
@@ -354,7 +358,8 @@ class FaceRecognitionNode(Node):
         finally:
             self._enroll_lock.release()
 
-    def _enroll_image(self, name: str, request: Enroll.Request, response: Enroll.Response) -> Enroll.Response:
+    def _enroll_image(self, name: str, request: Enroll.Request,
+                      response: Enroll.Response) -> Enroll.Response:
         try:
             rgb = image_to_rgb(request.image, self.settings["max_input_pixels"])
             result = self.recognizer.enroll(name, [rgb], overwrite=request.overwrite, require_single=True,
@@ -373,7 +378,8 @@ class FaceRecognitionNode(Node):
         response.message = f"enrolled {name!r} from the image; {name!r} now has {result.total} sample(s)"
         return response
 
-    def _enroll_live(self, name: str, request: Enroll.Request, response: Enroll.Response) -> Enroll.Response:
+    def _enroll_live(self, name: str, request: Enroll.Request,
+                     response: Enroll.Response) -> Enroll.Response:
         """Collect samples of the face in view of the first camera; wait for the outcome."""
         stream = self.cameras[0].stream
         wanted = request.num_samples or DEFAULT_LIVE_SAMPLES

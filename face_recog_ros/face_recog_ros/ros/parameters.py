@@ -95,7 +95,8 @@ def check_node_value(name: str, value: Any) -> Any:
         if len(set(value)) != len(value):
             raise ValueError(f"parameter '{name}' lists a topic twice: {list(value)!r}")
         return list(value)
-    return check_value(name, value, option(param.default, param.description, low=param.low, high=param.high))
+    return check_value(name, value, option(param.default, param.description, low=param.low,
+                                           high=param.high))
 
 
 def _ros_type(default: Any) -> int:
@@ -113,17 +114,18 @@ def _ros_type(default: Any) -> int:
 def descriptor(name: str, default: Any, description: str, *, low: float | None = None,
                high: float | None = None, choices: tuple[str, ...] | None = None,
                read_only: bool = False) -> ParameterDescriptor:
-    d = ParameterDescriptor(name=name, type=_ros_type(default), description=description, read_only=read_only)
-    if choices:
-        d.additional_constraints = "one of: " + ", ".join(choices)
+    d = ParameterDescriptor(name=name, type=_ros_type(default), description=description,
+                            read_only=read_only)
+    constraints = ["one of: " + ", ".join(choices)] if choices else []
     if read_only:
-        d.additional_constraints = (d.additional_constraints + "; " if choices else "") + \
-            "read-only: set it in the params file and restart the node"
+        constraints.append("read-only: set it in the params file and restart the node")
+    d.additional_constraints = "; ".join(constraints)
     if low is not None and high is not None and not isinstance(default, bool):
         if isinstance(default, int):
             d.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=0)]
         elif isinstance(default, float):
-            d.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)]
+            d.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high),
+                                                         step=0.0)]
     return d
 
 
