@@ -509,6 +509,20 @@ class FaceRecognitionNode(Node):
         super().destroy_node()
 
 
+def spin(node: FaceRecognitionNode, executor: MultiThreadedExecutor | None = None) -> None:
+    """Spin the node until its context shuts down (on `executor`, or on its own MultiThreadedExecutor);
+    then stop its worker and cancel waiting enrolments, so no callback outlives the spin."""
+    own = executor is None
+    executor = executor or MultiThreadedExecutor(num_threads=EXECUTOR_THREADS, context=node.context)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    finally:
+        node.stop()
+        if own:
+            executor.shutdown()
+
+
 def main(args: list[str] | None = None) -> int:
     rclpy.init(args=args)
     try:
@@ -517,15 +531,11 @@ def main(args: list[str] | None = None) -> int:
         rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
         rclpy.try_shutdown()
         return 1
-    executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
-    executor.add_node(node)
     try:
-        executor.spin()
+        spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node.stop()
-        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
