@@ -194,3 +194,77 @@ def test_unusable_gallery_at_start_up_is_moved_aside_not_overwritten(tmp_path: P
         assert aside.read_bytes() == before  # the bad file is kept as it was
     finally:
         node.stop()
+
+
+def test_concurrent_and_malformed_requests(tmp_path: Path, client, domain: int) -> None:
+    """Five enrolments and three malformed requests at once: each caller gets a clear answer,
+    nothing half-done reaches the gallery, and the file agrees with ~/list_faces.
+
+    At most 8 in flight: the services keep ROS's default request queue (10), and DDS drops
+    requests beyond it unanswered (seen with 16 large requests at once: 2 never answered)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sensor_msgs.msg import Image
+
+    from face_recog_interfaces.srv import Enroll, Forget
+    from face_recog_ros import samples
+    from face_recog_ros.ros.conversion import rgb_to_image
+
+    gallery = tmp_path / "gallery.npz"
+    node = soak_node.NodeProcess(tmp_path, gallery, domain, publish_annotated="false")
+    try:
+        client.wait_ready(node)
+        photos = ("astronaut", "grace_hopper")
+        requests = [soak_node.enroll_request(f"c{k}", photos[k % 2]) for k in range(5)]
+        malformed = {
+            "huge": Enroll.Request(name="Huge", image=Image(width=100_000, height=100_000, encoding="bgr8",
+                                                             step=300_000, data=bytes(16))),
+            "float": Enroll.Request(name="Float", image=Image(width=4, height=4, encoding="32FC1", step=16,
+                                                               data=bytes(64))),
+            "short": Enroll.Request(name="Short", image=Image(width=64, height=48, encoding="rgb8", step=192,
+                                                               data=bytes(100))),
+            "two_faces": Enroll.Request(name="Two", image=rgb_to_image(samples.scene(2))),
+            "no_face": Enroll.Request(name="Nobody", image=rgb_to_image(samples.background())),
+            "bad_name": Enroll.Request(name="../../etc/passwd", image=requests[0].image),
+            "reserved": Enroll.Request(name="unknown", image=requests[0].image),
+            "forget_unknown": Forget.Request(name="never enrolled"),
+        }
+        expected_words = {"huge": "max_pixels", "float": "unsupported", "short": "needs", "two_faces": "2 faces",
+                          "no_face": "no face", "bad_name": "invalid name", "reserved": "reserved",
+                          "forget_unknown": "not enrolled"}
+        at_once = ["huge", "two_faces", "bad_name"]
+        with ThreadPoolExecutor(max_workers=len(requests) + len(at_once)) as pool:
+            good = list(pool.map(lambda r: client.call(r, timeout=30)[0],
+                                 requests + [malformed[k] for k in at_once]))
+        answers, bad = good[:len(requests)], dict(zip(at_once, good[len(requests):], strict=True))
+        enrolled = set()
+        for request, answer in zip(requests, answers, strict=True):
+            if answer.success:
+                enrolled.add(request.name)
+            else:
+                assert "another enrolment is in progress" in answer.message, answer.message
+        assert enrolled, "no enrolment got through"
+        for label, answer in bad.items():
+            if not answer.success and "another enrolment is in progress" in answer.message:
+                continue  # refused before it was looked at; asked again below
+            assert not answer.success and expected_words[label] in answer.message, (label, answer.message)
+        for label, request in malformed.items():  # one at a time, every malformed request is explained
+            answer, _ = client.call(request, timeout=30)
+            assert not answer.success and expected_words[label] in answer.message, (label, answer.message)
+        assert listed(client) == on_disk(gallery) == {name: 1 for name in enrolled}
+        assert stat.S_IMODE(gallery.stat().st_mode) == 0o600
+        assert node.alive()
+    finally:
+        node.stop()
+
+
+def test_missing_model_stops_the_node_with_one_clear_line(tmp_path: Path, domain: int) -> None:
+    missing = tmp_path / "nowhere.yaml"
+    node = soak_node.NodeProcess(tmp_path, tmp_path / "gallery.npz", domain, **{"embedder.model": str(missing)})
+    try:
+        assert node.process.wait(timeout=60) == 1
+        fatal = [line for line in node.log().splitlines() if "FATAL" in line]
+        assert len(fatal) == 1 and "cannot start" in fatal[0] and str(missing) in fatal[0], node.log()
+        assert "Traceback" not in node.log()
+    finally:
+        node.stop()
