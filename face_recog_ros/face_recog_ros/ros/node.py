@@ -7,7 +7,11 @@ Topics: subscribes `image` (sensor_msgs/Image; `image/compressed` with use_compr
 of `image_topics`. Publishes ~/faces (FaceArray, header = the image's), ~/events (FaceEvent),
 ~/image_annotated (only drawn while subscribed) and /diagnostics. With several cameras the
 outputs are ~/<camera>/faces, ... (<camera> = topic with '/' -> '_').
-Services: ~/enroll, ~/forget, ~/rename, ~/list_faces (face_recog_interfaces/srv).
+Services: ~/enroll, ~/forget, ~/rename, ~/list_faces (face_recog_interfaces/srv). ~/enroll with
+an image enrols the one face in it; with an empty image it collects num_samples (default 5)
+samples of the face in view of the first camera (track_id, or the largest face for -1 or 0, the
+field's default) and answers when they are in. ~/rename of unknown_<n> enrols that cluster of a
+returning stranger (tracking.cluster_unknowns). Bad requests answer success=false with the reason.
 
 Threading: the subscription callback only parks the newest message per camera and wakes one
 worker thread, so frames that arrive while one is processed replace each other (counted as

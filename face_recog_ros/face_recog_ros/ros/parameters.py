@@ -57,8 +57,9 @@ NODE_PARAMS: tuple[NodeParam, ...] = (
               "(tracking embeds each face only now and then)"),
     NodeParam("diagnostics_period", 1.0, "Seconds between /diagnostics messages (rates, dropped "
               "frames, stage latencies, input errors)", low=0.1, high=3600.0, read_only=True),
-    NodeParam("enroll_timeout", 30.0, "Wall-clock seconds ~/enroll waits for a live enrolment "
-              "(including frames that do not come); the enrolment is cancelled after that",
+    NodeParam("enroll_timeout", 30.0, "Wall-clock seconds ~/enroll waits for a live enrolment, "
+              "frames or not; then it is cancelled (tracking.enroll_timeout is the same limit in "
+              "camera time, which also holds for replayed bags)",
               low=1.0, high=3600.0),
 )
 NODE_PARAM_NAMES = frozenset(p.name for p in NODE_PARAMS)
