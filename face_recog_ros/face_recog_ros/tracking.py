@@ -248,8 +248,12 @@ class TemporalLabel:
     def update(self, snapshot: Snapshot, threshold: float) -> None:
         if len(self.evidence) < self.min_evidence:
             return
-        if not self._stale and snapshot.generation == self._generation:
+        gallery_changed = snapshot.generation != self._generation
+        if not self._stale and not gallery_changed:
             return
+        # After an enrolment, forget or rename the verdict is taken afresh: hysteresis protects a
+        # name against noisy frames, not against the gallery learning who this is.
+        first_look = self._generation == -1
         self._stale, self._generation = False, snapshot.generation
         names = snapshot.names
         scores = (identity_similarities(np.stack(self.evidence), snapshot).mean(axis=0) if names
@@ -261,8 +265,8 @@ class TemporalLabel:
         self.candidate_margin = best - runner_up if names else 0.0
         proposed = self.candidate if names and best >= threshold else UNKNOWN
         named = self.label != UNKNOWN and self.label != self.cluster
-        if not self._decided or (named and self.label not in names):
-            new = proposed  # first verdict, or the current name was forgotten or renamed
+        if not self._decided or (gallery_changed and not first_look) or (named and self.label not in names):
+            new = proposed  # first verdict, a changed gallery, or the current name was forgotten
         elif named:
             current = float(scores[names.index(self.label)])
             if proposed == UNKNOWN:

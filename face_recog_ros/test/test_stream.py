@@ -279,3 +279,18 @@ def test_benchmark_tracking_command_prints_both_modes_and_the_goals(capsys):
     assert status in (0, 1)  # 1 only says a goal was missed on this (short, shared) run
     for row in ("off ", "on ", "on, detect every frame", "goal embedder calls", "goal zero label flips"):
         assert row in out
+
+
+def test_a_face_in_view_is_named_soon_after_its_person_is_enrolled_from_a_photo():
+    recognizer = make_recognizer(enrolled=False)
+    stream = StreamRecognizer(recognizer, tracking())
+    frames = list(astronaut_only(60))
+    before = run(stream, frames[:30])
+    assert {f.label for _, r in before[10:] for f in r.faces} == {UNKNOWN}
+    recognizer.enroll(EILEEN, [samples.photo("astronaut")])
+    after = run(stream, frames[30:])
+    first_named = next(i for i, (_, r) in enumerate(after) if [f.label for f in r.faces] == [EILEEN])
+    assert first_named <= 5
+    assert all([f.label for f in r.faces] == [EILEEN] for _, r in after[first_named:])
+    events = [(e.type, e.label) for _, r in after for e in r.events]
+    assert events == [(EventType.IDENTIFIED, EILEEN)]
