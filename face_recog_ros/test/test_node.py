@@ -516,3 +516,22 @@ def test_gallery_written_by_another_process_is_picked_up(graph, enrolled):
     other.enroll("Shared Grace", [samples.photo("grace_hopper")])
     wait_until(lambda: "Shared Grace" in graph.names(), what="the node to reload the gallery")
     assert graph.forget("Shared Grace").success
+
+
+def test_reliable_images_option_subscribes_reliably(graph, tmp_path):
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    node = FaceRecognitionNode(context=graph.context, namespace="reliable", parameter_overrides=[
+        Parameter("gallery.path", value=""), Parameter("reliable_images", value=True)])
+    try:
+        graph.executor.add_node(node)
+        info = node.get_subscriptions_info_by_topic("/reliable/image")
+        assert [i.qos_profile.reliability for i in info] == [ReliabilityPolicy.RELIABLE]
+        received = graph.collect(FaceArray, "/reliable/face_recognition_node/faces")
+        publisher = graph.probe.create_publisher(Image, "/reliable/image", QoSProfile(depth=1))
+        wait_until(lambda: publisher.get_subscription_count() > 0, what="the reliable subscriber")
+        frame = samples.scene(1)
+        wait_until(lambda: publisher.publish(frame_msg(frame, graph.next_header())) or received,
+                   what="faces from reliably delivered frames")
+    finally:
+        graph.executor.remove_node(node)
+        node.destroy_node()

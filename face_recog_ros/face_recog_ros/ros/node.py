@@ -69,6 +69,8 @@ DEFAULT_LIVE_SAMPLES = 5
 GALLERY_POLL_S = 2.0
 # Newest frame only: an old frame is worth nothing to a robot once a newer one exists.
 IMAGE_QOS = QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=1)
+RELIABLE_IMAGE_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                                depth=1)
 # Raw encodings whose buffer has more rows than the image (a half-height chroma plane follows).
 _ROWS_3_OVER_2 = frozenset({"nv12", "nv21"})
 # Encodings where two pixels share chroma, so the width (and for NV, the height) must be even.
@@ -225,13 +227,14 @@ class FaceRecognitionNode(Node):
         camera = Camera(topic, stream, self.create_publisher(FaceArray, prefix + "faces", 10),
                         self.create_publisher(FaceEvent, prefix + "events", 10),
                         self.create_publisher(Image, prefix + "image_annotated", 1))
+        qos = RELIABLE_IMAGE_QOS if self.settings["reliable_images"] else IMAGE_QOS
         if self.settings["use_compressed"]:
             # image_transport convention: remap the base topic, the transport suffix follows it.
             self.create_subscription(CompressedImage, self.resolve_topic_name(topic) + "/compressed",
-                                     lambda msg: self._on_image(camera, msg), IMAGE_QOS,
+                                     lambda msg: self._on_image(camera, msg), qos,
                                      callback_group=self._image_group)
         else:
-            self.create_subscription(Image, topic, lambda msg: self._on_image(camera, msg), IMAGE_QOS,
+            self.create_subscription(Image, topic, lambda msg: self._on_image(camera, msg), qos,
                                      callback_group=self._image_group)
         return camera
 

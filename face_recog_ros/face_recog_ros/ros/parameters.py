@@ -47,6 +47,10 @@ NODE_PARAMS: tuple[NodeParam, ...] = (
               read_only=True),
     NodeParam("use_compressed", False, "Subscribe <topic>/compressed (sensor_msgs/CompressedImage, "
               "JPEG/PNG) instead of the raw sensor_msgs/Image", read_only=True),
+    NodeParam("reliable_images", False, "Subscribe to images with RELIABLE instead of best-effort QoS "
+              "(still keep-last 1, so nothing queues). Only for reliable publishers: it stops raw "
+              "frames being lost between processes when DDS cannot fit them in its buffers",
+              read_only=True),
     NodeParam("process_every_n", 1, "Process every n-th received frame (1: all); frames arriving "
               "while one is processed are dropped anyway, newest kept", low=1, high=1000),
     NodeParam("max_input_pixels", 7680 * 4320, "Frames with more pixels (width * height) are refused "
