@@ -11,8 +11,8 @@ import pytest
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 FRAMES, RATE_HZ = 600, 30.0
-# p99 must stay under a second; single calls may exceed it only when other processes hog this
-# 2-core machine's CPUs (seen: up to ~2.4 s while other test suites ran), never time out.
+# p99 must stay under a second; single calls may exceed it (never time out): gallery saves fsync
+# under the recognizer's lock, so a busy disk stalls every call for seconds (docs/robustness.md).
 MAX_LATENCY_S, WORST_LATENCY_S = 1.0, 5.0
 
 
