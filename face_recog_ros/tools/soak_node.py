@@ -15,8 +15,8 @@ second) at the start and end and its slope over the second half (least squares, 
 whether the gallery file agrees with ~/list_faces and with the acknowledged calls at the end.
 
 Exit status 0 when the node survived, every call was answered within --max-latency seconds and
-the gallery is consistent. tests/test_robustness_soak.py runs a short version; NodeProcess and
-Client are also used by tests/test_robustness_node.py.
+the gallery is consistent. test/test_robustness_soak.py runs a short version; NodeProcess and
+Client are also used by test/test_robustness_node.py.
 """
 from __future__ import annotations
 
