@@ -92,6 +92,7 @@ class FaceRecognizer:
         self.gallery = gallery
         self.timings: dict[str, float] = {}
         self.lock = threading.RLock()  # models and gallery: one user at a time (stream.py shares it)
+        self._save_lock = threading.Lock()
 
     # --- configuration ------------------------------------------------------------------
     @property
@@ -215,24 +216,27 @@ class FaceRecognizer:
                     skipped: list[str] | None = None) -> EnrollResult:
         with self.lock:
             total = self.gallery.add(name, embeddings, overwrite=overwrite)
-            self.save_gallery()
-            return EnrollResult(name=name, added=len(embeddings), total=total, skipped=skipped or [])
+        self.save_gallery()
+        return EnrollResult(name=name, added=len(embeddings), total=total, skipped=skipped or [])
 
     def forget(self, name: str) -> None:
         with self.lock:
             self.gallery.remove(name)
-            self.save_gallery()
+        self.save_gallery()
 
     def rename(self, old: str, new: str, *, merge: bool = False) -> None:
         with self.lock:
             self.gallery.rename(old, new, merge=merge)
-            self.save_gallery()
+        self.save_gallery()
 
     def people(self) -> list[PersonInfo]:
         with self.lock:
             return self.gallery.people()
 
     def save_gallery(self) -> None:
-        with self.lock:
-            if self.gallery_path is not None:
+        """Write the gallery file without holding `lock`: a slow disk (an SD card's fsync) must not
+        stall frames or services. Saves are serialised, and each snapshots the gallery when it
+        starts, so the newest change always lands last."""
+        if self.gallery_path is not None:
+            with self._save_lock:
                 self.gallery.save(self.gallery_path)

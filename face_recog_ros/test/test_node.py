@@ -316,7 +316,7 @@ def grace_walking(frames: int = 240) -> list[np.ndarray]:
 
 def test_live_enrolment_from_the_stream_refuses_a_second_one(graph, faces, enrolled):
     # Synthetic frames differ less than real ones: accept samples a little more alike (runtime change).
-    change = graph.main.set_parameters([Parameter("tracking.enroll_max_similarity", value=0.97)])
+    change = graph.main.set_parameters([Parameter("tracking.enroll_max_similarity", value=0.99)])
     assert change[0].successful
     live = graph.call_async(Enroll, f"{NODE}/enroll", Enroll.Request(name="Grace live", num_samples=3))
     stream = graph.main.cameras[0].stream

@@ -71,6 +71,8 @@ GALLERY_POLL_S = 2.0
 IMAGE_QOS = QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=1)
 RELIABLE_IMAGE_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
                                 depth=1)
+# Requests wait here while one is served; the default depth of 10 silently dropped the 11th.
+SERVICE_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=64)
 # Raw encodings whose buffer has more rows than the image (a half-height chroma plane follows).
 _ROWS_3_OVER_2 = frozenset({"nv12", "nv21"})
 # Encodings where two pixels share chroma, so the width (and for NV, the height) must be even.
@@ -190,7 +192,8 @@ class FaceRecognitionNode(Node):
                                         (Forget, "~/forget", self._forget),
                                         (Rename, "~/rename", self._rename),
                                         (ListFaces, "~/list_faces", self._list_faces)):
-            self.create_service(srv_type, name, handler, callback_group=self._service_group)
+            self.create_service(srv_type, name, handler, qos_profile=SERVICE_QOS,
+                                callback_group=self._service_group)
         self.add_on_set_parameters_callback(self._check_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
 
