@@ -48,16 +48,6 @@ def write_bag(path: Path, storage: StoragePlugin) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def gallery(tmp_path_factory) -> list[str]:
-    root = tmp_path_factory.mktemp("gallery")
-    for key, name in samples.PEOPLE.items():
-        photo = root / f"{name}.png"
-        cv2.imwrite(str(photo), cv2.cvtColor(samples.photo(key), cv2.COLOR_RGB2BGR))
-        assert main(["enroll", name, str(photo), "--gallery", str(root / "g.npz")]) == 0
-    return ["--gallery", str(root / "g.npz")]
-
-
 @pytest.fixture(scope="module", params=[StoragePlugin.MCAP, StoragePlugin.SQLITE3], ids=["mcap", "db3"])
 def bag(request, tmp_path_factory) -> Path:
     return write_bag(tmp_path_factory.mktemp("bags") / "walk", request.param)

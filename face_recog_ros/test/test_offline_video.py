@@ -40,16 +40,6 @@ def count_frames(path) -> int:
 
 
 @pytest.fixture(scope="module")
-def gallery(tmp_path_factory) -> list[str]:
-    root = tmp_path_factory.mktemp("gallery")
-    for key, name in samples.PEOPLE.items():
-        photo = root / f"{name}.png"
-        cv2.imwrite(str(photo), cv2.cvtColor(samples.photo(key), cv2.COLOR_RGB2BGR))
-        assert main(["enroll", name, str(photo), "--gallery", str(root / "g.npz")]) == 0
-    return ["--gallery", str(root / "g.npz")]
-
-
-@pytest.fixture(scope="module")
 def walk_clip(tmp_path_factory) -> str:
     """90 frames of the default walk-through: the astronaut all along, Grace Hopper from frame 30."""
     return write_clip(tmp_path_factory.mktemp("clip") / "walk.mp4", samples.sequence(90, dropped=range(0)))
