@@ -179,9 +179,10 @@ class FaceRecognitionNode(Node):
         # rclpy's MultiThreadedExecutor takes messages so slowly that best-effort, depth-1 frames
         # are overwritten inside DDS before it reads them (measured here: 10 of 300 raw frames at
         # 30 Hz, against 267 with a single-threaded executor).
+        # No global arguments: launch's `-r __node:=<name>` would rename it to this node's name;
+        # topics are resolved (remapped) by this node and handed over as absolute names.
         self._input = Node(f"{self.get_name()}_image_input", namespace=self.get_namespace(),
-                           context=self.context, cli_args=node_kwargs.get("cli_args"),
-                           use_global_arguments=node_kwargs.get("use_global_arguments", True),
+                           context=self.context, use_global_arguments=False,
                            start_parameter_services=False)
         self._input_executor = SingleThreadedExecutor(context=self.context)
         self._input_executor.add_node(self._input)
