@@ -68,6 +68,22 @@ _LAYOUTS: dict[str, _Layout] = {
 SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_LAYOUTS)
 
 
+def _find_layout(encoding: str) -> _Layout | None:
+    return _LAYOUTS.get(encoding) or _LAYOUTS.get(encoding.lower())
+
+
+def buffer_rows(msg: Image) -> int:
+    """Rows of `step` bytes the message's data must hold (NV12/NV21 carry a half-height chroma plane)."""
+    layout = _find_layout(msg.encoding)
+    return msg.height * layout.rows_num // layout.rows_den if layout else msg.height
+
+
+def has_odd_size(msg: Image) -> bool:
+    """A chroma-subsampled encoding with a width or height it cannot have (two pixels share chroma)."""
+    layout = _find_layout(msg.encoding)
+    return bool(layout and ((layout.even_width and msg.width % 2) or (layout.even_height and msg.height % 2)))
+
+
 def _check_size(width: int, height: int, max_pixels: int | None) -> None:
     if width <= 0 or height <= 0:
         raise ImageConversionError(f"image has zero size ({width}x{height})")
@@ -90,7 +106,7 @@ def image_to_rgb(msg: Image, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.
     odd sizes for chroma-subsampled encodings, or data shorter than step * rows.
     """
     encoding = msg.encoding
-    layout = _LAYOUTS.get(encoding) or _LAYOUTS.get(encoding.lower())
+    layout = _find_layout(encoding)
     if layout is None:
         raise UnsupportedEncoding(
             f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"

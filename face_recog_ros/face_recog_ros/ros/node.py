@@ -58,8 +58,8 @@ from ..gallery import GalleryError, InvalidName, NameTaken, UnknownPerson, valid
 from ..pipeline import EnrollError, FaceRecognizer  # noqa: E402
 from ..stream import ACTIVE_STATES, EnrollmentStatus, EnrollState, StreamRecognizer  # noqa: E402
 from ..tracking import is_cluster_label  # noqa: E402
-from .conversion import (ImageConversionError, UnsupportedEncoding, compressed_to_rgb,  # noqa: E402
-                         image_to_rgb, rgb_to_image)
+from .conversion import (ImageConversionError, UnsupportedEncoding, buffer_rows,  # noqa: E402
+                         compressed_to_rgb, has_odd_size, image_to_rgb, rgb_to_image)
 from .diagnostics import CameraStats, camera_status  # noqa: E402
 from .messages import event_to_msg, faces_to_msg, iso_to_time  # noqa: E402
 from .parameters import NODE_PARAM_NAMES, declarations, load_defaults, validate_changes  # noqa: E402
@@ -74,15 +74,7 @@ RELIABLE_IMAGE_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=
                                 depth=1)
 # Requests wait here while one is served; the default depth of 10 silently dropped the 11th.
 SERVICE_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=64)
-# Raw encodings whose buffer has more rows than the image (a half-height chroma plane follows).
-_ROWS_3_OVER_2 = frozenset({"nv12", "nv21"})
-# Encodings where two pixels share chroma, so the width (and for NV, the height) must be even.
-_CHROMA_SUBSAMPLED = frozenset({"yuv422", "uyvy", "yuv422_yuy2", "yuyv", "nv12", "nv21"})
 _DETECTOR_LIVE = ("detector.min_score", "detector.nms_iou")
-
-
-def buffer_rows(msg: Image) -> int:
-    return msg.height * 3 // 2 if msg.encoding.lower() in _ROWS_3_OVER_2 else msg.height
 
 
 def refusal_cause(msg: Image | CompressedImage, error: ImageConversionError, max_pixels: int) -> str:
@@ -99,7 +91,7 @@ def refusal_cause(msg: Image | CompressedImage, error: ImageConversionError, max
         return "too_large"
     if len(msg.data) < msg.step * buffer_rows(msg):
         return "data_too_short"
-    if msg.encoding.lower() in _CHROMA_SUBSAMPLED and (msg.width % 2 or msg.height % 2):
+    if has_odd_size(msg):
         return "odd_size"
     return "step_too_small"
 
