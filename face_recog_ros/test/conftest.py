@@ -8,6 +8,16 @@ from face_recog_ros import samples
 from face_recog_ros.cli import main
 
 
+def count_frames(path) -> int:
+    """Frames OpenCV decodes from a video file (the written output, read back independently)."""
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
 @pytest.fixture(scope="module")
 def gallery(tmp_path_factory) -> list[str]:
     """`--gallery FILE` arguments for a gallery with both public-domain people enrolled by the CLI."""

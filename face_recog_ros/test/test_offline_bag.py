@@ -12,6 +12,7 @@ import cv2
 import pytest
 
 from face_recog_ros import samples
+from conftest import count_frames
 from face_recog_ros.cli import main
 
 rosbags = pytest.importorskip("rosbags")
@@ -53,21 +54,12 @@ def bag(request, tmp_path_factory) -> Path:
     return write_bag(tmp_path_factory.mktemp("bags") / "walk", request.param)
 
 
-def frame_count(path: Path) -> int:
-    capture = cv2.VideoCapture(str(path))
-    count = 0
-    while capture.read()[0]:
-        count += 1
-    capture.release()
-    return count
-
-
 @pytest.mark.parametrize("topic", ["/camera/image_raw", "/camera/compressed"])
 def test_from_bag_labels_an_image_topic(tmp_path, gallery, bag, topic, capsys):
     out, detections = tmp_path / "bag.mp4", tmp_path / "faces.csv"
     assert main(["from-bag", str(bag), topic, str(out), "--detections", str(detections), "--no-progress",
                  *gallery]) == 0
-    assert frame_count(out) == FRAMES
+    assert count_frames(out) == FRAMES
     capture = cv2.VideoCapture(str(out))
     assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(30.0, abs=0.1)  # from the header stamps
     capture.release()
@@ -82,7 +74,7 @@ def test_the_bare_storage_file_works_too(tmp_path, gallery, bag):
     storage = next(p for p in bag.iterdir() if p.suffix in (".mcap", ".db3"))
     assert main(["from-bag", str(storage), "/camera/image_raw", str(tmp_path / "out.mp4"), "--no-progress",
                  *gallery]) == 0
-    assert frame_count(tmp_path / "out.mp4") == FRAMES
+    assert count_frames(tmp_path / "out.mp4") == FRAMES
 
 
 def test_bad_bags_and_topics_give_clear_errors(tmp_path, gallery, bag, capsys):

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from face_recog_ros import samples
+from conftest import count_frames
 from face_recog_ros.cli import main
 from face_recog_ros.video import find_ffmpeg, has_audio
 
@@ -28,15 +29,6 @@ def write_clip(path, frames, fps: float = FPS) -> str:
         writer.write(cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR))
     writer.release()
     return str(path)
-
-
-def count_frames(path) -> int:
-    capture = cv2.VideoCapture(str(path))
-    n = 0
-    while capture.read()[0]:
-        n += 1
-    capture.release()
-    return n
 
 
 @pytest.fixture(scope="module")
