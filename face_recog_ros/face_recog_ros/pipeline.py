@@ -144,11 +144,15 @@ class FaceRecognizer:
                     return [shift_detection(d, -pad) for d in redone]
             return detections
 
+    def _chips(self, rgb: np.ndarray, detections: list[Detection]) -> tuple[list[np.ndarray], list[str]]:
+        """Aligned chips of the faces that pass the quality checks, and a reason ('' = fine) per face."""
+        reasons = [quality_problem(d, self.quality) for d in detections]
+        return [align_face(rgb, d, self.template) for d, r in zip(detections, reasons) if not r], reasons
+
     def embed(self, rgb: np.ndarray, detections: list[Detection]) -> tuple[np.ndarray, list[str]]:
         """Embeddings of the faces that pass the quality checks, and a reason ('' = embedded) per face."""
         with self.lock:
-            reasons = [quality_problem(d, self.quality) for d in detections]
-            chips = [align_face(rgb, d, self.template) for d, r in zip(detections, reasons) if not r]
+            chips, reasons = self._chips(rgb, detections)
             if not chips:
                 return np.zeros((0, self.spec.output_dim), np.float32), reasons
             return self.embedder.embed(np.stack(chips)), reasons
@@ -164,8 +168,7 @@ class FaceRecognizer:
             t0 = time.perf_counter()
             detections = self.detector.detect(rgb)
             t1 = time.perf_counter()
-            reasons = [quality_problem(d, self.quality) for d in detections]
-            chips = [align_face(rgb, d, self.template) for d, r in zip(detections, reasons) if not r]
+            chips, reasons = self._chips(rgb, detections)
             t2 = time.perf_counter()
             embeddings = self.embedder.embed(np.stack(chips)) if chips else None
             t3 = time.perf_counter()
