@@ -13,9 +13,9 @@ For video, `StreamRecognizer(recognizer).process(frame, stamp)` adds face tracks
 voted over time and appeared/identified/left events. Images are RGB uint8 arrays.
 """
 from .config import RecognizerConfig
-from .evaluation import load_rgb as load_image
-from .pipeline import EnrollError, EnrollResult, FaceRecognizer
-from .stream import StreamRecognizer
+from .io.images import load_image
+from .core.recognizer import EnrollError, EnrollResult, FaceRecognizer
+from .tracking.stream import StreamRecognizer
 from .types import UNKNOWN, Detection, Face
 
 __all__ = ["Detection", "EnrollError", "EnrollResult", "Face", "FaceRecognizer", "RecognizerConfig",

@@ -9,7 +9,7 @@ from types import ModuleType
 import cv2
 import pytest
 
-from face_recog_ros import samples
+from face_recog_ros.io import samples
 from face_recog_ros.cli import main
 
 

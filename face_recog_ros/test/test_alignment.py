@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from face_recog_ros import samples
-from face_recog_ros.alignment import (AlignmentTemplate, QualityOptions, align_face, face_pose,
+from face_recog_ros.io import samples
+from face_recog_ros.core.alignment import (AlignmentTemplate, QualityOptions, align_face, face_pose,
                                       quality_problem, similarity_transform)
-from face_recog_ros.detection import DetectorOptions, FaceDetector
+from face_recog_ros.core.detection import DetectorOptions, FaceDetector
 from face_recog_ros.types import Detection
 
 TEMPLATE = AlignmentTemplate.from_dict(

@@ -17,9 +17,9 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
-from face_recog_ros import samples
+from face_recog_ros.io import samples
 from face_recog_ros.ros.camera_publisher import CameraPublisher, CaptureOpenError, main, parse_device
-from face_recog_ros.ros.conversion import compressed_to_rgb, image_to_rgb
+from face_recog_ros.io.image_messages import compressed_to_rgb, image_to_rgb
 
 TIMEOUT_S = 20.0
 N_FRAMES = 24

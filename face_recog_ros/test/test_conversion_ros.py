@@ -10,14 +10,14 @@ from sensor_msgs.msg import CompressedImage, Image
 from skimage.data import astronaut
 from std_msgs.msg import Header
 
-from face_recog_ros.ros.conversion import (
+from face_recog_ros.io.image_messages import (
     SUPPORTED_ENCODINGS,
     ImageConversionError,
     UnsupportedEncoding,
     compressed_to_rgb,
     image_to_rgb,
-    rgb_to_image,
 )
+from face_recog_ros.ros.conversion import rgb_to_image
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 import skimage.data
 
 from face_recog_ros.config import RecognizerConfig, set_option
-from face_recog_ros.detection import (
+from face_recog_ros.core.detection import (
     MEDIAPIPE_INSTALL,
     DetectorOptions,
     FaceDetector,
@@ -301,7 +301,7 @@ def test_tflite_backend_is_the_plain_detector(astronaut: np.ndarray) -> None:
 _WITHOUT_MEDIAPIPE = """
 import sys
 sys.modules["mediapipe"] = None  # what Python does for a package that is not installed
-from face_recog_ros.detection import DetectorOptions, create_detector
+from face_recog_ros.core.detection import DetectorOptions, create_detector
 print(type(create_detector(DetectorOptions(backend="auto"))).__name__)
 try:
     create_detector(DetectorOptions(backend="mediapipe"))
@@ -431,7 +431,7 @@ def test_mediapipe_close(_mediapipe: None, astronaut: np.ndarray, tmp_path: Path
 def test_mediapipe_detector_left_open_exits_cleanly(_mediapipe: None) -> None:
     code = (
         "import numpy as np\n"
-        "from face_recog_ros.detection import DetectorOptions, create_detector\n"
+        "from face_recog_ros.core.detection import DetectorOptions, create_detector\n"
         "detector = create_detector(DetectorOptions(backend='mediapipe'))\n"
         "detector.detect(np.zeros((48, 64, 3), np.uint8))\n"
     )

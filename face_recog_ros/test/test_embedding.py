@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
-from face_recog_ros import samples
-from face_recog_ros.embedding import Embedder, EmbedderSpec
-from face_recog_ros.runtime import ModelError, load_interpreter, models_dir
+from face_recog_ros.io import samples
+from face_recog_ros.core.embedding import Embedder, EmbedderSpec
+from face_recog_ros.core.runtime import ModelError, load_interpreter, models_dir
 
 MODEL_IDS = ("dlib_resnet_v1_float32", "dlib_resnet_v1_int8")
 # Square boxes (x1, y1, x2, y2) that dlib's get_face_chip(size=150, padding=0.25) cuts from

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from face_recog_ros.gallery import Gallery, InvalidName, NameTaken, UnknownPerson, validate_name
-from face_recog_ros.gallery_store import (
+from face_recog_ros.gallery.model import Gallery, InvalidName, NameTaken, UnknownPerson, validate_name
+from face_recog_ros.gallery.store import (
     FORMAT_VERSION,
     GalleryCorrupt,
     GalleryError,
@@ -479,8 +479,8 @@ _WRITER = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from face_recog_ros.gallery import Gallery
-    from face_recog_ros.gallery_store import save_gallery
+    from face_recog_ros.gallery.model import Gallery
+    from face_recog_ros.gallery.store import save_gallery
 
     path = sys.argv[1]
     while True:

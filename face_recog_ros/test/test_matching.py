@@ -6,8 +6,8 @@ import itertools
 import numpy as np
 import pytest
 
-from face_recog_ros.gallery import Gallery
-from face_recog_ros.matching import NO_COMPETITOR_SIMILARITY, Match, identity_similarities, match
+from face_recog_ros.gallery.model import Gallery
+from face_recog_ros.core.matching import NO_COMPETITOR_SIMILARITY, Match, identity_similarities, match
 from face_recog_ros.types import UNKNOWN
 
 DIM = 128

@@ -32,10 +32,10 @@ from std_msgs.msg import Header
 
 from face_recog_interfaces.msg import FaceArray, FaceEvent
 from face_recog_interfaces.srv import Enroll, Forget, ListFaces, Rename
-from face_recog_ros import samples
+from face_recog_ros.io import samples
 from face_recog_ros.ros.conversion import rgb_to_image
 from face_recog_ros.ros.node import FaceRecognitionNode
-from face_recog_ros.stream import EnrollState
+from face_recog_ros.tracking.stream import EnrollState
 
 TIMEOUT_S = 15.0
 EILEEN, GRACE = samples.PEOPLE["astronaut"], samples.PEOPLE["grace_hopper"]

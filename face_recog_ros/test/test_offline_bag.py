@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from face_recog_ros import samples
+from face_recog_ros.io import samples
 from conftest import count_frames
 from face_recog_ros.cli import main
 

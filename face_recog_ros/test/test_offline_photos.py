@@ -12,11 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
-from face_recog_ros import samples
+from face_recog_ros.io import samples
 from face_recog_ros.cli import main
-from face_recog_ros.clustering import cluster_embeddings, collect_faces, score_clusters
+from face_recog_ros.offline.clustering import cluster_embeddings, collect_faces, score_clusters
 from face_recog_ros.config import RecognizerConfig
-from face_recog_ros.pipeline import FaceRecognizer
+from face_recog_ros.core.recognizer import FaceRecognizer
 
 EILEEN, GRACE = samples.PEOPLE["astronaut"], samples.PEOPLE["grace_hopper"]
 FACES_DEV = Path(__file__).resolve().parents[2] / ".." / "shared" / "faces-dev"

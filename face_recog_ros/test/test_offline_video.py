@@ -14,10 +14,10 @@ import cv2
 import numpy as np
 import pytest
 
-from face_recog_ros import samples
+from face_recog_ros.io import samples
 from conftest import count_frames
 from face_recog_ros.cli import main
-from face_recog_ros.video import find_ffmpeg, has_audio
+from face_recog_ros.io.video import find_ffmpeg, has_audio
 
 EILEEN, GRACE = samples.PEOPLE["astronaut"], samples.PEOPLE["grace_hopper"]
 FPS = 30.0

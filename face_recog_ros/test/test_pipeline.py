@@ -5,11 +5,11 @@ import cv2
 import numpy as np
 import pytest
 
-from face_recog_ros import samples
+from face_recog_ros.io import samples
 from face_recog_ros.config import RecognizerConfig
-from face_recog_ros.gallery import Gallery
-from face_recog_ros.gallery_store import GalleryMismatch, load_gallery, save_gallery
-from face_recog_ros.pipeline import EnrollError, FaceRecognizer
+from face_recog_ros.gallery.model import Gallery
+from face_recog_ros.gallery.store import GalleryMismatch, load_gallery, save_gallery
+from face_recog_ros.core.recognizer import EnrollError, FaceRecognizer
 from face_recog_ros.types import UNKNOWN
 
 EILEEN, GRACE = samples.PEOPLE["astronaut"], samples.PEOPLE["grace_hopper"]

@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from face_recog_ros.gallery import Gallery, validate_name
-from face_recog_ros.gallery_store import (FORMAT_VERSION, GalleryCorrupt, GalleryError, GalleryStore,
+from face_recog_ros.gallery.model import Gallery, validate_name
+from face_recog_ros.gallery.store import (FORMAT_VERSION, GalleryCorrupt, GalleryError, GalleryStore,
                                           load_gallery, save_gallery)
 
 SPACE = "fuzz-model"

@@ -19,9 +19,9 @@ from sensor_msgs.msg import CompressedImage
 from skimage import data as skdata
 
 from face_recog_ros import FaceRecognizer, RecognizerConfig
-from face_recog_ros.embedding import Embedder, EmbedderSpec
-from face_recog_ros.pipeline import resolve_spec_path
-from face_recog_ros.ros.conversion import DEFAULT_MAX_PIXELS, ImageConversionError, compressed_to_rgb
+from face_recog_ros.core.embedding import Embedder, EmbedderSpec
+from face_recog_ros.core.recognizer import resolve_spec_path
+from face_recog_ros.io.image_messages import DEFAULT_MAX_PIXELS, ImageConversionError, compressed_to_rgb
 
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

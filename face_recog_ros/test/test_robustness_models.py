@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from face_recog_ros import FaceRecognizer, RecognizerConfig
-from face_recog_ros.detection import DetectorOptions, FaceDetector
-from face_recog_ros.gallery import Gallery
-from face_recog_ros.gallery_store import save_gallery
-from face_recog_ros.runtime import ModelError, models_dir
+from face_recog_ros.core.detection import DetectorOptions, FaceDetector
+from face_recog_ros.gallery.model import Gallery
+from face_recog_ros.gallery.store import save_gallery
+from face_recog_ros.core.runtime import ModelError, models_dir
 
 SPEC = "dlib_resnet_v1_int8"
 MODELS = models_dir()

@@ -21,8 +21,8 @@ import pytest
 from conftest import load_tool
 
 from face_recog_interfaces.srv import ListFaces
-from face_recog_ros.gallery import Gallery
-from face_recog_ros.gallery_store import FORMAT_VERSION, load_gallery, save_gallery
+from face_recog_ros.gallery.model import Gallery
+from face_recog_ros.gallery.store import FORMAT_VERSION, load_gallery, save_gallery
 
 KILLS = 10
 
@@ -198,7 +198,7 @@ def test_concurrent_and_malformed_requests(tmp_path: Path, client, domain: int) 
     from sensor_msgs.msg import Image
 
     from face_recog_interfaces.srv import Enroll, Forget
-    from face_recog_ros import samples
+    from face_recog_ros.io import samples
     from face_recog_ros.ros.conversion import rgb_to_image
 
     gallery = tmp_path / "gallery.npz"

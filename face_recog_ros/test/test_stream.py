@@ -15,12 +15,12 @@ import cv2
 import numpy as np
 import pytest
 
-from face_recog_ros import samples
-from face_recog_ros.benchmark_tracking import ModeResult, label_metrics, visits
+from face_recog_ros.io import samples
+from face_recog_ros.offline.benchmark_tracking import ModeResult, label_metrics, visits
 from face_recog_ros.config import RecognizerConfig, TrackingConfig
-from face_recog_ros.pipeline import FaceRecognizer
-from face_recog_ros.stream import EnrollState, StreamRecognizer
-from face_recog_ros.tracking import EventType
+from face_recog_ros.core.recognizer import FaceRecognizer
+from face_recog_ros.tracking.stream import EnrollState, StreamRecognizer
+from face_recog_ros.tracking.tracker import EventType
 from face_recog_ros.types import UNKNOWN
 
 EILEEN, GRACE = samples.PEOPLE["astronaut"], samples.PEOPLE["grace_hopper"]

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from face_recog_ros.config import TrackingConfig
-from face_recog_ros.gallery import Gallery
-from face_recog_ros.tracking import (FaceTracker, TemporalLabel, UnknownClusters, association_cost,
+from face_recog_ros.gallery.model import Gallery
+from face_recog_ros.tracking.tracker import (FaceTracker, TemporalLabel, UnknownClusters, association_cost,
                                      box_iou, detection_state)
 from face_recog_ros.types import UNKNOWN, Detection
 

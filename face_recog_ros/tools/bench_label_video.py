@@ -22,12 +22,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from face_recog_ros import reference, samples
+from face_recog_ros.offline import reference
+from face_recog_ros.io import samples
 from face_recog_ros.config import RecognizerConfig
-from face_recog_ros.offline import label_to_files
-from face_recog_ros.pipeline import FaceRecognizer
-from face_recog_ros.stream import StreamRecognizer
-from face_recog_ros.video import VideoSink, VideoSource
+from face_recog_ros.offline.labelling import label_to_files
+from face_recog_ros.core.recognizer import FaceRecognizer
+from face_recog_ros.tracking.stream import StreamRecognizer
+from face_recog_ros.io.video import VideoSink, VideoSource
 
 
 def named_share(truth: list[samples.SequenceFrame], named: list[list[tuple[np.ndarray, str]]]) -> float:

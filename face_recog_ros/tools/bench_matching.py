@@ -18,8 +18,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from face_recog_ros.gallery import Gallery  # noqa: E402
-from face_recog_ros.matching import match  # noqa: E402
+from face_recog_ros.gallery.model import Gallery  # noqa: E402
+from face_recog_ros.core.matching import match  # noqa: E402
 
 GOAL_MS = 1.0
 

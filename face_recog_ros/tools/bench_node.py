@@ -58,9 +58,11 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 from face_recog_interfaces.msg import FaceArray  # noqa: E402
 from face_recog_interfaces.srv import Enroll  # noqa: E402
-from face_recog_ros import FaceRecognizer, RecognizerConfig, StreamRecognizer, samples  # noqa: E402
-from face_recog_ros.ros.conversion import image_to_rgb, rgb_to_image  # noqa: E402
-from face_recog_ros.runtime import package_share_dir  # noqa: E402
+from face_recog_ros import FaceRecognizer, RecognizerConfig, StreamRecognizer
+from face_recog_ros.io import samples  # noqa: E402
+from face_recog_ros.io.image_messages import image_to_rgb  # noqa: E402
+from face_recog_ros.ros.conversion import rgb_to_image  # noqa: E402
+from face_recog_ros.core.runtime import package_share_dir  # noqa: E402
 
 RATE_HZ = 30.0
 SIZE = (640, 480)

@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from face_recog_ros.detection import DetectorOptions, FaceDetector  # noqa: E402
-from face_recog_ros.evaluation import IMAGE_SUFFIXES, load_rgb  # noqa: E402
+from face_recog_ros.core.detection import DetectorOptions, FaceDetector  # noqa: E402
+from face_recog_ros.io.images import IMAGE_SUFFIXES, load_image  # noqa: E402
 
 CHIP_SIZE, PADDING = 150, 0.25
 NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center")
@@ -60,7 +60,7 @@ def main() -> int:
     paths = [p for d in args.dirs for p in sorted(Path(d).rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
     points, chip_errors = [], []
     for path in paths[: args.limit]:
-        rgb = load_rgb(path)
+        rgb = load_image(path)
         rects = hog(rgb, 1)
         detections = detector.detect(rgb)
         if len(rects) != 1 or len(detections) != 1:

@@ -48,8 +48,8 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 from face_recog_interfaces.msg import FaceArray  # noqa: E402
 from face_recog_interfaces.srv import Enroll, Forget, ListFaces, Rename  # noqa: E402
-from face_recog_ros import samples  # noqa: E402
-from face_recog_ros.gallery_store import load_gallery  # noqa: E402
+from face_recog_ros.io import samples  # noqa: E402
+from face_recog_ros.gallery.store import load_gallery  # noqa: E402
 from face_recog_ros.ros.conversion import rgb_to_image  # noqa: E402
 
 NODE = "/face_recognition_node"

@@ -39,9 +39,9 @@ from soak_node import (DIM, SPACE, CallTimeout, Client, NodeProcess, enroll_requ
                        gallery_file_people, random_domain)
 
 from face_recog_interfaces.srv import Forget, ListFaces, Rename  # noqa: E402
-from face_recog_ros import samples  # noqa: E402
-from face_recog_ros.gallery import Gallery  # noqa: E402
-from face_recog_ros.gallery_store import save_gallery  # noqa: E402
+from face_recog_ros.io import samples  # noqa: E402
+from face_recog_ros.gallery.model import Gallery  # noqa: E402
+from face_recog_ros.gallery.store import save_gallery  # noqa: E402
 
 
 def populated_gallery(path: Path, people: int, seed: int = 7) -> dict[str, int]:

@@ -49,9 +49,10 @@ from sensor_msgs.msg import Image  # noqa: E402
 from face_recog_interfaces.msg import FaceArray, FaceEvent  # noqa: E402
 from face_recog_interfaces.srv import Enroll, ListFaces  # noqa: E402
 
-from .. import samples  # noqa: E402
+from ..io import samples  # noqa: E402
 from ..types import UNKNOWN  # noqa: E402
-from .conversion import image_to_rgb, rgb_to_image  # noqa: E402
+from ..io.image_messages import image_to_rgb  # noqa: E402
+from .conversion import rgb_to_image  # noqa: E402
 
 NAMESPACE = "face_recog_demo"
 NODE = "face_recognition_node"

@@ -52,15 +52,16 @@ from face_recog_interfaces.msg import FaceArray, FaceEvent  # noqa: E402
 from face_recog_interfaces.srv import Enroll, Forget, ListFaces, Rename  # noqa: E402
 
 from ..config import RecognizerConfig, set_option  # noqa: E402
-from ..detection import FaceDetector  # noqa: E402
-from ..draw import annotate  # noqa: E402
-from ..gallery import InvalidName, NameTaken, UnknownPerson, validate_name  # noqa: E402
-from ..gallery_store import GalleryError, GalleryNotSaved  # noqa: E402
-from ..pipeline import EnrollError, FaceRecognizer  # noqa: E402
-from ..stream import ACTIVE_STATES, EnrollmentStatus, EnrollState, StreamRecognizer  # noqa: E402
-from ..tracking import is_cluster_label  # noqa: E402
-from .conversion import (ImageConversionError, UnsupportedEncoding, buffer_rows,  # noqa: E402
-                         compressed_to_rgb, has_odd_size, image_to_rgb, rgb_to_image)
+from ..core.detection import FaceDetector  # noqa: E402
+from ..io.draw import annotate  # noqa: E402
+from ..gallery.model import InvalidName, NameTaken, UnknownPerson, validate_name  # noqa: E402
+from ..gallery.store import GalleryError, GalleryNotSaved  # noqa: E402
+from ..core.recognizer import EnrollError, FaceRecognizer  # noqa: E402
+from ..tracking.stream import ACTIVE_STATES, EnrollmentStatus, EnrollState, StreamRecognizer  # noqa: E402
+from ..tracking.tracker import is_cluster_label  # noqa: E402
+from ..io.image_messages import (ImageConversionError, UnsupportedEncoding, buffer_rows,  # noqa: E402
+                                 compressed_to_rgb, has_odd_size, image_to_rgb)
+from .conversion import rgb_to_image  # noqa: E402
 from .diagnostics import CameraStats, camera_status  # noqa: E402
 from .messages import event_to_msg, faces_to_msg, iso_to_time  # noqa: E402
 from .parameters import NODE_PARAM_NAMES, declarations, load_defaults, validate_changes  # noqa: E402

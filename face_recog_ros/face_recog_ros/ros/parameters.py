@@ -17,7 +17,7 @@ import yaml
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
 from ..config import RecognizerConfig, check_value, iter_options, option, ros_parameters, set_option
-from ..runtime import package_share_dir
+from ..core.runtime import package_share_dir
 
 CONFIG_FILE = "face_recognition.yaml"
 

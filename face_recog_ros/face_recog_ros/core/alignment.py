@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .types import Detection
+from ..types import Detection
 
 # Keypoints used for alignment: right_eye, left_eye, nose_tip, mouth_center.
 ALIGN_KEYPOINTS = (0, 1, 2, 3)

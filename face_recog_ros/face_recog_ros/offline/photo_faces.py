@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .pipeline import FaceRecognizer, main_face
-from .types import Detection
+from ..core.recognizer import FaceRecognizer, main_face
+from ..types import Detection
 
 
 @dataclass

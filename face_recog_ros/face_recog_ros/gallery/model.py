@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from .types import UNKNOWN
+from ..types import UNKNOWN
 
 MAX_NAME_LENGTH = 64
 DEFAULT_MAX_SAMPLES_PER_PERSON = 50

@@ -1,7 +1,7 @@
 """`face-recog` subcommands for recorded media: videos, bags, group photos, photo folders.
 
-Parsing and printing only; the work is in video/offline/bag, screen_time, lookalike,
-group_photo, clustering and embedding_map. Registered by cli.build_parser.
+Parsing and printing only; the work is in io/ (video, bag) and offline/ (labelling,
+screen_time, lookalike, group_photo, clustering, embedding_map). Registered by app.build_parser.
 """
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import cv2
 
-from .cli import build_config, make_recognizer
-from .evaluation import load_rgb
-from .pipeline import FaceRecognizer
-from .stream import StreamRecognizer
-from .types import UNKNOWN
+from ..io.images import load_image
+from ..core.recognizer import FaceRecognizer
+from ..tracking.stream import StreamRecognizer
+from ..types import UNKNOWN
+from .common import build_config, make_recognizer
 
 Command = Callable[[str, Callable, str], argparse.ArgumentParser]
 
@@ -62,8 +62,8 @@ def print_label_summary(out: str, summary, note: str, detections: str | None) ->
 
 
 def cmd_label_video(args: argparse.Namespace) -> int:
-    from .offline import label_to_files
-    from .video import Progress, VideoSink, VideoSource
+    from ..offline.labelling import label_to_files
+    from ..io.video import Progress, VideoSink, VideoSource
     check_writable(args.detections)
     source = VideoSource(args.input)
     recognizer = make_recognizer(args)
@@ -77,9 +77,9 @@ def cmd_label_video(args: argparse.Namespace) -> int:
 
 
 def cmd_from_bag(args: argparse.Namespace) -> int:
-    from .bag import BagSource
-    from .offline import label_to_files
-    from .video import Progress, VideoSink
+    from ..io.bag import BagSource
+    from ..offline.labelling import label_to_files
+    from ..io.video import Progress, VideoSink
     check_writable(args.detections)
     source = BagSource(args.bag, args.topic)
     recognizer = make_recognizer(args)
@@ -94,9 +94,9 @@ def cmd_from_bag(args: argparse.Namespace) -> int:
 
 
 def cmd_screen_time(args: argparse.Namespace) -> int:
-    from .offline import recognize
-    from .screen_time import ScreenTimeCounter, bar_chart, clock, format_table, screen_time_tracking
-    from .video import Progress, VideoSource
+    from ..offline.labelling import recognize
+    from ..offline.screen_time import ScreenTimeCounter, bar_chart, clock, format_table, screen_time_tracking
+    from ..io.video import Progress, VideoSource
     check_writable(args.chart)
     source = VideoSource(args.input)
     recognizer = make_recognizer(args)
@@ -120,11 +120,11 @@ def cmd_screen_time(args: argparse.Namespace) -> int:
 
 
 def cmd_lookalike(args: argparse.Namespace) -> int:
-    from .lookalike import first_photo_faces, lookalikes, render
+    from ..offline.lookalike import first_photo_faces, lookalikes, render
     if args.top < 1:
         raise ValueError("--top must be at least 1")
     recognizer = make_recognizer(args)
-    rgb = load_rgb(args.image)
+    rgb = load_image(args.image)
     face, ranked = lookalikes(recognizer, rgb, args.top)
     if args.json:
         print(json.dumps([{"name": r.name, "similarity": round(r.similarity, 4)} for r in ranked], indent=2))
@@ -141,12 +141,12 @@ def cmd_lookalike(args: argparse.Namespace) -> int:
 
 
 def cmd_group_photo(args: argparse.Namespace) -> int:
-    from .draw import annotate
-    from .group_photo import tag_group
+    from ..io.draw import annotate
+    from ..offline.group_photo import tag_group
     config = build_config(args)
     config.detector.max_faces = max(config.detector.max_faces, args.max_faces)
     recognizer = FaceRecognizer(config)
-    rgb = load_rgb(args.image)
+    rgb = load_image(args.image)
     each_once = args.each_once or config.recognition.each_once
     result = tag_group(recognizer, rgb, each_once=each_once)
     if args.json:
@@ -171,7 +171,7 @@ def cmd_group_photo(args: argparse.Namespace) -> int:
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:
-    from .clustering import cluster_embeddings, collect_faces, score_clusters, write_clusters
+    from ..offline.clustering import cluster_embeddings, collect_faces, score_clusters, write_clusters
     config = build_config(args)
     config.detector.max_faces = max(config.detector.max_faces, args.max_faces)
     config.gallery.path = ""
@@ -202,7 +202,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 
 
 def cmd_enroll_cluster(args: argparse.Namespace) -> int:
-    from .clustering import cluster_samples
+    from ..offline.clustering import cluster_samples
     recognizer = make_recognizer(args)
     result = recognizer.add_samples(args.name, cluster_samples(args.cluster_dir, recognizer),
                                     overwrite=args.overwrite)
@@ -211,10 +211,10 @@ def cmd_enroll_cluster(args: argparse.Namespace) -> int:
 
 
 def cmd_map(args: argparse.Namespace) -> int:
-    from .embedding_map import from_folder, from_gallery, plot_map, similar_pairs
-    from .embedding import EmbedderSpec
-    from .gallery_store import GalleryError, load_gallery
-    from .pipeline import resolve_spec_path
+    from ..offline.embedding_map import from_folder, from_gallery, plot_map, similar_pairs
+    from ..core.embedding import EmbedderSpec
+    from ..gallery.store import GalleryError, load_gallery
+    from ..core.recognizer import resolve_spec_path
     check_writable(args.out)
     source = Path(args.source) if args.source else None
     if source is not None and source.is_dir():

@@ -12,36 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".webp", ".tif", ".tiff"}
-
-
-def load_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as RGB uint8; ValueError with the path when it cannot be decoded."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"cannot read image {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def identity_folders(root: str | Path) -> dict[str, list[Path]]:
-    """person -> sorted image paths; folders starting with '_' and 'group' are not identities."""
-    root = Path(root)
-    if not root.is_dir():
-        raise ValueError(f"{root} is not a folder")
-    people = {}
-    for person in sorted(p for p in root.iterdir() if p.is_dir()):
-        if person.name.startswith("_") or person.name == "group":
-            continue
-        images = sorted(p for p in person.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if images:
-            people[person.name] = images
-    if not people:
-        raise ValueError(f"{root} has no <person>/<image> folders")
-    return people
-
+from ..io.images import load_image
 
 @dataclass
 class EvalResult:
@@ -91,7 +64,7 @@ def evaluate(method: str, people: dict[str, list[Path]], embed: Callable[[np.nda
         queries_all += max(0, len(paths) - 1)
         for path in paths:
             n_images += 1
-            vec = embed(load_rgb(path))
+            vec = embed(load_image(path))
             if vec is None:
                 continue
             if person not in per_person_first:

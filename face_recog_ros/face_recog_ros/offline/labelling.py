@@ -13,10 +13,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .draw import annotate
-from .stream import StreamRecognizer, StreamResult
-from .types import Face
-from .video import Frame, Progress, VideoSink
+from ..io.draw import annotate
+from ..tracking.stream import StreamRecognizer, StreamResult
+from ..types import Face
+from ..io.video import Frame, Progress, VideoSink
 
 DETECTION_FIELDS = ("frame", "time", "track_id", "label", "similarity", "x1", "y1", "x2", "y2")
 

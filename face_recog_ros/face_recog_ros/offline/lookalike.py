@@ -12,12 +12,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .draw import annotate, label_color
-from .evaluation import IMAGE_SUFFIXES, load_rgb
-from .matching import identity_similarities
+from ..io.draw import annotate, label_color
+from ..io.images import images_in, load_image
+from ..core.matching import identity_similarities
 from .photo_faces import crop_face, photo_faces
-from .pipeline import FaceRecognizer
-from .types import UNKNOWN, Face
+from ..core.recognizer import FaceRecognizer
+from ..types import UNKNOWN, Face
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,9 @@ def first_photo_faces(recognizer: FaceRecognizer, photos: str | Path, names: lis
         folder = Path(photos) / name
         if not folder.is_dir():
             continue
-        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        for path in paths:
+        for path in images_in(folder):
             try:
-                rgb = load_rgb(path)
+                rgb = load_image(path)
             except ValueError:
                 continue
             found = photo_faces(recognizer, rgb)

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from .runtime import ModelError, load_interpreter, models_dir
-from .types import Detection
+from ..types import Detection
 
 _NUM_KEYPOINTS = 6
 _NUM_COORDS = 4 + 2 * _NUM_KEYPOINTS

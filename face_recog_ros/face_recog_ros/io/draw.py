@@ -6,7 +6,7 @@ import zlib
 import cv2
 import numpy as np
 
-from .types import UNKNOWN, Face
+from ..types import UNKNOWN, Face
 
 
 def label_color(label: str) -> tuple[int, int, int]:

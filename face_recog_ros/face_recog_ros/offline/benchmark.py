@@ -11,11 +11,12 @@ import time
 
 import numpy as np
 
-from . import reference, samples
-from .config import RecognizerConfig
-from .gallery import Gallery
-from .matching import match
-from .pipeline import FaceRecognizer
+from . import reference
+from ..io import samples
+from ..config import RecognizerConfig
+from ..gallery.model import Gallery
+from ..core.matching import match
+from ..core.recognizer import FaceRecognizer
 
 
 def median_ms(values: list[float]) -> float:

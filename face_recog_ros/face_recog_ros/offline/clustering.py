@@ -22,10 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .evaluation import IMAGE_SUFFIXES, load_rgb
+from ..io.images import load_image, photos_under
 from .photo_faces import crop_face, photo_faces
-from .pipeline import FaceRecognizer
-from .video import Progress
+from ..core.recognizer import FaceRecognizer
+from ..io.video import Progress
 
 INDEX_FILE = "clusters.npz"
 THUMBNAIL_SIZE = 112
@@ -48,23 +48,17 @@ class FaceCollection:
     problems: list[str]  # photos that could not be read, faces that could not be embedded
 
 
-def photo_paths(root: Path) -> list[Path]:
-    if not root.is_dir():
-        raise ValueError(f"{root} is not a folder")
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
-
 def collect_faces(recognizer: FaceRecognizer, root: str | Path, *, progress: bool = True) -> FaceCollection:
     """Embed every usable face in every photo under ``root`` (recursively)."""
     root = Path(root)
-    paths = photo_paths(root)
+    paths = photos_under(root)
     records, rows, problems = [], [], []
     bar = Progress(len(paths), "faces", enabled=progress)
     for path in paths:
         bar.update()
         relative = str(path.relative_to(root))
         try:
-            rgb = load_rgb(path)
+            rgb = load_image(path)
         except ValueError as exc:
             problems.append(str(exc))
             continue

@@ -18,14 +18,14 @@ import cv2
 import numpy as np
 
 from .alignment import AlignmentTemplate, QualityOptions, align_face, quality_problem
-from .config import RecognizerConfig
+from ..config import RecognizerConfig
 from .detection import DetectorOptions, create_detector
 from .embedding import Embedder, EmbedderSpec
-from .gallery import Gallery, PersonInfo
-from .gallery_store import GalleryStore
+from ..gallery.model import Gallery, PersonInfo
+from ..gallery.store import GalleryStore
 from .matching import Match, match
 from .runtime import ModelError, models_dir
-from .types import Detection, Face
+from ..types import Detection, Face
 
 
 T = TypeVar("T")

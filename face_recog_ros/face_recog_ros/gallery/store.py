@@ -42,7 +42,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from .gallery import (DEFAULT_MAX_SAMPLES_PER_PERSON, Gallery, InvalidName, Person, frozen_rows,
+from .model import (DEFAULT_MAX_SAMPLES_PER_PERSON, Gallery, InvalidName, Person, frozen_rows,
                       validate_name)
 
 FORMAT_NAME = "face_recog_ros.gallery"

@@ -21,14 +21,14 @@ from enum import Enum
 import cv2
 import numpy as np
 
-from .alignment import align_face, face_pose, quality_problem
-from .config import TrackingConfig
-from .gallery import validate_name
-from .gallery_store import GalleryNotSaved
-from .pipeline import EnrollResult, FaceRecognizer
-from .tracking import (EventType, FaceEvent, FaceTracker, TemporalLabel, Track, UnknownClusters,
+from ..core.alignment import align_face, face_pose, quality_problem
+from ..config import TrackingConfig
+from ..gallery.model import validate_name
+from ..gallery.store import GalleryNotSaved
+from ..core.recognizer import EnrollResult, FaceRecognizer
+from .tracker import (EventType, FaceEvent, FaceTracker, TemporalLabel, Track, UnknownClusters,
                        is_cluster_label)
-from .types import UNKNOWN, Detection, Face
+from ..types import UNKNOWN, Detection, Face
 
 
 @dataclass

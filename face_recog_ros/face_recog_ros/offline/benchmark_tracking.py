@@ -13,10 +13,10 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from . import samples
-from .config import RecognizerConfig
-from .pipeline import FaceRecognizer
-from .stream import StreamRecognizer
+from ..io import samples
+from ..config import RecognizerConfig
+from ..core.recognizer import FaceRecognizer
+from ..tracking.stream import StreamRecognizer
 
 # Frames after a person comes into full view before their label counts as steady.
 SETTLE_FRAMES = 10

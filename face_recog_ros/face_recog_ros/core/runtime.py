@@ -64,7 +64,7 @@ def package_share_dir() -> Path:
     except (ImportError, LookupError, OSError):
         # no ament (pure-Python use), package not installed, or AMENT_PREFIX_PATH unset
         pass
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 def models_dir() -> Path:

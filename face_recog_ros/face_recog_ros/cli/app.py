@@ -18,58 +18,17 @@ from pathlib import Path
 
 import cv2
 
-from .config import RecognizerConfig, set_option
-from .evaluation import IMAGE_SUFFIXES, identity_folders, load_rgb
-from .gallery_store import GalleryError
-from .pipeline import EnrollError, FaceRecognizer
-
-DEFAULT_CONFIG = "face_recognition.yaml"
-
-
-def default_config_path() -> Path | None:
-    from .runtime import package_share_dir
-    path = package_share_dir() / "config" / DEFAULT_CONFIG
-    return path if path.is_file() else None
-
-
-def build_config(args: argparse.Namespace) -> RecognizerConfig:
-    path = args.config or default_config_path()
-    config = RecognizerConfig.from_yaml(path) if path else RecognizerConfig()
-    overrides = {"gallery.path": args.gallery, "embedder.model": args.model,
-                 "recognition.threshold": args.threshold, "detector.model_range": args.range,
-                 "detector.num_threads": args.threads, "embedder.num_threads": args.threads}
-    for name, value in overrides.items():
-        if value is not None:
-            set_option(config, name, value)
-    return config
-
-
-def make_recognizer(args: argparse.Namespace, *, gallery: bool = True) -> FaceRecognizer:
-    config = build_config(args)
-    if not gallery:
-        config.gallery.path = ""
-    recognizer = FaceRecognizer(config)
-    if recognizer.gallery_warning:
-        print(f"warning: {recognizer.gallery_warning}", file=sys.stderr)
-    return recognizer
-
-
-def image_paths(items: list[str]) -> list[Path]:
-    paths = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            paths.append(p)
-    return paths
-
+from ..core.recognizer import EnrollError, FaceRecognizer
+from ..gallery.store import GalleryError
+from ..io.images import identity_folders, image_paths, load_image
+from .common import add_common, build_config, make_recognizer
+from .media_commands import add_offline_commands
 
 def enroll_paths(recognizer: FaceRecognizer, name: str, paths: list[Path], overwrite: bool) -> int:
     images, labels, skipped = [], [], []
     for path in paths:
         try:
-            images.append(load_rgb(path))
+            images.append(load_image(path))
             labels.append(str(path))
         except ValueError as exc:
             skipped.append(str(exc))
@@ -97,9 +56,9 @@ def cmd_enroll_dir(args: argparse.Namespace) -> int:
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    from .draw import annotate
+    from ..io.draw import annotate
     recognizer = make_recognizer(args)
-    rgb = load_rgb(args.image)
+    rgb = load_image(args.image)
     faces = recognizer.process(rgb)
     rows = [{"label": f.label, "similarity": round(f.similarity, 4), "candidate": f.candidate,
              "margin": round(f.margin, 4), "box": [round(float(v), 1) for v in f.detection.box],
@@ -141,8 +100,8 @@ def cmd_rename(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from . import reference
-    from .evaluation import cosine_similarity, evaluate, format_results, negative_euclidean
+    from ..offline import reference
+    from ..offline.evaluation import cosine_similarity, evaluate, format_results, negative_euclidean
     recognizer = make_recognizer(args, gallery=False)
 
     def embed(rgb):
@@ -166,22 +125,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from .benchmark import run_benchmark
+    from ..offline.benchmark import run_benchmark
     return run_benchmark(build_config(args), frames=args.frames, compare=not args.no_compare)
 
 
 def cmd_benchmark_tracking(args: argparse.Namespace) -> int:
-    from .benchmark_tracking import run_tracking_benchmark
+    from ..offline.benchmark_tracking import run_tracking_benchmark
     return run_tracking_benchmark(build_config(args), frames=args.frames)
-
-
-def add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="YAML config (default: the package's config/face_recognition.yaml)")
-    parser.add_argument("--gallery", help="gallery file (overrides gallery.path)")
-    parser.add_argument("--model", help="embedder id or spec YAML (overrides embedder.model)")
-    parser.add_argument("--threshold", type=float, help="cosine similarity needed to name a face")
-    parser.add_argument("--range", choices=("short", "full"), help="BlazeFace model range")
-    parser.add_argument("--threads", type=int, help="CPU threads for each model")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -225,8 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "walk-through: CPU per frame, embeddings per frame, label flips, frames to first label "
                 "(tracking.* options come from --config)")
     p.add_argument("--frames", type=int, default=240, help="length of the sequence at 30 fps")
-    from .offline_cli import add_offline_commands  # videos, bags, group photos, photo folders
-    add_offline_commands(command)
+    add_offline_commands(command)  # videos, bags, group photos, photo folders
     return parser
 
 
@@ -239,6 +188,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {message}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

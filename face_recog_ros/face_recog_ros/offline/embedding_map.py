@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluation import identity_folders, load_rgb
-from .gallery import Gallery
+from ..io.images import identity_folders, load_image
+from ..gallery.model import Gallery
 from .photo_faces import photo_faces
-from .pipeline import FaceRecognizer
+from ..core.recognizer import FaceRecognizer
 
 
 @dataclass
@@ -50,7 +50,7 @@ def from_folder(recognizer: FaceRecognizer, root: str | Path) -> tuple[LabelledE
     for person, paths in identity_folders(root).items():
         for path in paths:
             try:
-                found = photo_faces(recognizer, load_rgb(path))
+                found = photo_faces(recognizer, load_image(path))
             except ValueError as exc:
                 skipped.append(str(exc))
                 continue
@@ -87,7 +87,7 @@ def similar_pairs(data: LabelledEmbeddings, top: int = 5) -> list[tuple[str, str
 def plot_map(data: LabelledEmbeddings, path: str | Path, title: str) -> None:
     from matplotlib.figure import Figure  # no pyplot: no global backend state, no display needed
 
-    from .draw import label_color
+    from ..io.draw import label_color
     coords = pca_2d(data.embeddings)
     labels = np.array(data.labels)
     figure = Figure(figsize=(9, 7), layout="constrained")

@@ -16,10 +16,10 @@ from enum import Enum
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .config import TrackingConfig
-from .gallery import Snapshot
-from .matching import identity_similarities
-from .types import UNKNOWN, Detection
+from ..config import TrackingConfig
+from ..gallery.model import Snapshot
+from ..core.matching import identity_similarities
+from ..types import UNKNOWN, Detection
 
 # Share of the prediction error folded into a track's velocity per observation: smooths
 # keypoint jitter while following real changes of speed within a few frames.

@@ -13,9 +13,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import TrackingConfig
-from .types import UNKNOWN, Face
-from .video import Frame
+from ..config import TrackingConfig
+from ..types import UNKNOWN, Face
+from ..io.video import Frame
 
 
 def screen_time_tracking(config: TrackingConfig) -> TrackingConfig:
@@ -107,7 +107,7 @@ def bar_chart(rows: list[PersonTime], path: str | Path, title: str) -> None:
     """Horizontal bars of seconds in view, longest on top; strangers in grey."""
     from matplotlib.figure import Figure  # no pyplot: no global backend state, no display needed
 
-    from .draw import label_color
+    from ..io.draw import label_color
     figure = Figure(figsize=(8, 1.2 + 0.4 * max(len(rows), 1)), layout="constrained")
     axes = figure.add_subplot()
     ordered = rows[::-1]

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .matching import match
+from ..core.matching import match
 from .photo_faces import photo_faces
-from .pipeline import FaceRecognizer
-from .types import UNKNOWN, Face
+from ..core.recognizer import FaceRecognizer
+from ..types import UNKNOWN, Face
 
 
 @dataclass

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .gallery import Gallery, Snapshot
-from .types import UNKNOWN
+from ..gallery.model import Gallery, Snapshot
+from ..types import UNKNOWN
 
 # Similarity assumed for the missing runner-up when only one person is enrolled: the cosine
 # floor. So ``margin = similarity + 1`` then, i.e. never smaller than with a real competitor.

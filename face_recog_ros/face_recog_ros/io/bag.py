@@ -2,8 +2,7 @@
 
 `rosbags` (pure Python, no ROS installation) reads .mcap and sqlite3 .db3 bags, as the bag
 folder (with its metadata.yaml) or the bare storage file. Messages are decoded by the node's
-validated conversion (ros/conversion.py; it imports the sensor_msgs Python package, nothing
-else of ROS runs). The frame time is the message's header stamp, or the time it was recorded
+validated decoding (io/image_messages.py), which reads the messages' fields only. The frame time is the message's header stamp, or the time it was recorded
 when the publisher left the stamp empty, counted from the topic's first frame.
 """
 from __future__ import annotations
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .image_messages import compressed_to_rgb, image_to_rgb
 from .video import Frame
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
@@ -86,7 +86,6 @@ class BagSource:
     def _decoder(self):
         # The node's validated decoders; they read only the message's fields, so rosbags'
         # message objects work as they are.
-        from .ros.conversion import compressed_to_rgb, image_to_rgb
         return compressed_to_rgb if self.msgtype.endswith("CompressedImage") else image_to_rgb
 
     def __iter__(self) -> Iterator[Frame]:

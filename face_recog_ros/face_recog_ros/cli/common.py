@@ -1,0 +1,48 @@
+"""What every `face-recog` command shares: the configuration options and building the recognizer."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..config import RecognizerConfig, set_option
+from ..core.recognizer import FaceRecognizer
+
+DEFAULT_CONFIG = "face_recognition.yaml"
+
+
+def default_config_path() -> Path | None:
+    from ..core.runtime import package_share_dir
+    path = package_share_dir() / "config" / DEFAULT_CONFIG
+    return path if path.is_file() else None
+
+
+def build_config(args: argparse.Namespace) -> RecognizerConfig:
+    path = args.config or default_config_path()
+    config = RecognizerConfig.from_yaml(path) if path else RecognizerConfig()
+    overrides = {"gallery.path": args.gallery, "embedder.model": args.model,
+                 "recognition.threshold": args.threshold, "detector.model_range": args.range,
+                 "detector.num_threads": args.threads, "embedder.num_threads": args.threads}
+    for name, value in overrides.items():
+        if value is not None:
+            set_option(config, name, value)
+    return config
+
+
+def make_recognizer(args: argparse.Namespace, *, gallery: bool = True) -> FaceRecognizer:
+    config = build_config(args)
+    if not gallery:
+        config.gallery.path = ""
+    recognizer = FaceRecognizer(config)
+    if recognizer.gallery_warning:
+        print(f"warning: {recognizer.gallery_warning}", file=sys.stderr)
+    return recognizer
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML config (default: the package's config/face_recognition.yaml)")
+    parser.add_argument("--gallery", help="gallery file (overrides gallery.path)")
+    parser.add_argument("--model", help="embedder id or spec YAML (overrides embedder.model)")
+    parser.add_argument("--threshold", type=float, help="cosine similarity needed to name a face")
+    parser.add_argument("--range", choices=("short", "full"), help="BlazeFace model range")
+    parser.add_argument("--threads", type=int, help="CPU threads for each model")
