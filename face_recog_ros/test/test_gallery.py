@@ -16,18 +16,15 @@ import numpy as np
 import pytest
 
 from face_recog_ros.gallery.model import Gallery, InvalidName, NameTaken, UnknownPerson, validate_name
-from face_recog_ros.gallery.store import (
+from face_recog_ros.gallery.file_format import (
     FORMAT_VERSION,
     GalleryCorrupt,
     GalleryError,
     GalleryMismatch,
     GalleryNotRegular,
-    GalleryNotSaved,
-    GalleryStore,
     GalleryVersionError,
-    load_gallery,
-    save_gallery,
 )
+from face_recog_ros.gallery.store import GalleryNotSaved, GalleryStore, load_gallery, save_gallery
 
 DIM = 128
 SPACE = "test-model-v1"

@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from face_recog_ros.gallery.model import Gallery, validate_name
-from face_recog_ros.gallery.store import (FORMAT_VERSION, GalleryCorrupt, GalleryError, GalleryStore,
-                                          load_gallery, save_gallery)
+from face_recog_ros.gallery.file_format import FORMAT_VERSION, GalleryCorrupt, GalleryError
+from face_recog_ros.gallery.store import GalleryStore, load_gallery, save_gallery
 
 SPACE = "fuzz-model"
 DIM = 8

@@ -22,7 +22,8 @@ from conftest import load_tool
 
 from face_recog_interfaces.srv import ListFaces
 from face_recog_ros.gallery.model import Gallery
-from face_recog_ros.gallery.store import FORMAT_VERSION, load_gallery, save_gallery
+from face_recog_ros.gallery.file_format import FORMAT_VERSION
+from face_recog_ros.gallery.store import load_gallery, save_gallery
 
 KILLS = 10
 

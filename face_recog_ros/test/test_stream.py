@@ -20,7 +20,7 @@ from face_recog_ros.offline.benchmark_tracking import ModeResult, label_metrics,
 from face_recog_ros.config import RecognizerConfig, TrackingConfig
 from face_recog_ros.core.recognizer import FaceRecognizer
 from face_recog_ros.tracking.stream import EnrollState, StreamRecognizer
-from face_recog_ros.tracking.tracker import EventType
+from face_recog_ros.tracking.identity import EventType
 from face_recog_ros.types import UNKNOWN
 
 EILEEN, GRACE = samples.PEOPLE["astronaut"], samples.PEOPLE["grace_hopper"]

@@ -12,8 +12,9 @@ import pytest
 
 from face_recog_ros.config import TrackingConfig
 from face_recog_ros.gallery.model import Gallery
-from face_recog_ros.tracking.tracker import (FaceTracker, TemporalLabel, UnknownClusters, association_cost,
-                                     box_iou, detection_state)
+from face_recog_ros.tracking.identity import TemporalLabel
+from face_recog_ros.tracking.strangers import UnknownClusters
+from face_recog_ros.tracking.tracker import FaceTracker, association_cost, box_iou, detection_state
 from face_recog_ros.types import UNKNOWN, Detection
 
 # Keypoints of a frontal face as fractions of its box (eyes, nose, mouth, ears).

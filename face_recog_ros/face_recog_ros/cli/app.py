@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 
 from ..core.recognizer import EnrollError, FaceRecognizer
-from ..gallery.store import GalleryError
+from ..gallery.file_format import GalleryError
 from ..io.images import identity_folders, image_paths, load_image
 from .common import add_common, build_config, make_recognizer
 from .media_commands import add_offline_commands

@@ -213,7 +213,8 @@ def cmd_enroll_cluster(args: argparse.Namespace) -> int:
 def cmd_map(args: argparse.Namespace) -> int:
     from ..offline.embedding_map import from_folder, from_gallery, plot_map, similar_pairs
     from ..core.embedding import EmbedderSpec
-    from ..gallery.store import GalleryError, load_gallery
+    from ..gallery.file_format import GalleryError
+    from ..gallery.store import load_gallery
     from ..core.recognizer import resolve_spec_path
     check_writable(args.out)
     source = Path(args.source) if args.source else None

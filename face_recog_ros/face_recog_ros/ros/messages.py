@@ -13,7 +13,7 @@ from std_msgs.msg import Header
 from face_recog_interfaces.msg import Face as FaceMsg
 from face_recog_interfaces.msg import FaceArray, FaceEvent as FaceEventMsg
 
-from ..tracking.tracker import EventType, FaceEvent
+from ..tracking.identity import EventType, FaceEvent
 from ..types import Face
 
 EVENT_TYPES = {

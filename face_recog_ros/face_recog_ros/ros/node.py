@@ -55,10 +55,11 @@ from ..config import RecognizerConfig, set_option  # noqa: E402
 from ..core.detection import FaceDetector  # noqa: E402
 from ..io.draw import annotate  # noqa: E402
 from ..gallery.model import InvalidName, NameTaken, UnknownPerson, validate_name  # noqa: E402
-from ..gallery.store import GalleryError, GalleryNotSaved  # noqa: E402
+from ..gallery.file_format import GalleryError  # noqa: E402
+from ..gallery.store import GalleryNotSaved  # noqa: E402
 from ..core.recognizer import EnrollError, FaceRecognizer  # noqa: E402
 from ..tracking.stream import ACTIVE_STATES, EnrollmentStatus, EnrollState, StreamRecognizer  # noqa: E402
-from ..tracking.tracker import is_cluster_label  # noqa: E402
+from ..tracking.strangers import is_cluster_label  # noqa: E402
 from ..io.image_messages import (ImageConversionError, UnsupportedEncoding, buffer_rows,  # noqa: E402
                                  compressed_to_rgb, has_odd_size, image_to_rgb)
 from .conversion import rgb_to_image  # noqa: E402

@@ -26,8 +26,9 @@ from ..config import TrackingConfig
 from ..gallery.model import validate_name
 from ..gallery.store import GalleryNotSaved
 from ..core.recognizer import EnrollResult, FaceRecognizer
-from .tracker import (EventType, FaceEvent, FaceTracker, TemporalLabel, Track, UnknownClusters,
-                       is_cluster_label)
+from .identity import EventType, FaceEvent, TemporalLabel, is_name
+from .strangers import UnknownClusters
+from .tracker import FaceTracker, Track
 from ..types import UNKNOWN, Detection, Face
 
 
@@ -96,10 +97,6 @@ class _TrackInfo:
 def sharpness(chip: np.ndarray) -> float:
     """Variance of the Laplacian of the grey chip: low for blurred (motion, focus) faces."""
     return float(cv2.Laplacian(cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
-
-
-def is_name(label: str) -> bool:
-    return label != UNKNOWN and not is_cluster_label(label)
 
 
 class StreamRecognizer:
