@@ -16,15 +16,13 @@ import skimage.data
 
 from face_recog_ros.config import RecognizerConfig, set_option
 from face_recog_ros.core.detection import (
-    MEDIAPIPE_INSTALL,
     DetectorOptions,
     FaceDetector,
-    MediaPipeFaceDetector,
     create_detector,
-    mediapipe_available,
     ssd_anchor_centers,
     weighted_nms,
 )
+from face_recog_ros.core.mediapipe_detector import MEDIAPIPE_INSTALL, MediaPipeFaceDetector, mediapipe_available
 from face_recog_ros.types import Detection, KEYPOINT_NAMES
 
 PACKAGE = Path(__file__).resolve().parents[1]

@@ -17,7 +17,8 @@ import pytest
 
 from face_recog_ros.io import samples
 from face_recog_ros.offline.benchmark_tracking import ModeResult, label_metrics, visits
-from face_recog_ros.config import RecognizerConfig, TrackingConfig
+from face_recog_ros.config import RecognizerConfig
+from face_recog_ros.tracking.options import TrackingOptions
 from face_recog_ros.core.recognizer import FaceRecognizer
 from face_recog_ros.tracking.stream import EnrollState, StreamRecognizer
 from face_recog_ros.tracking.identity import EventType
@@ -42,8 +43,8 @@ def recognizer() -> FaceRecognizer:
     return make_recognizer()
 
 
-def tracking(**overrides) -> TrackingConfig:
-    return dataclasses.replace(TrackingConfig(), **overrides)
+def tracking(**overrides) -> TrackingOptions:
+    return dataclasses.replace(TrackingOptions(), **overrides)
 
 
 def run(stream: StreamRecognizer, frames) -> list[tuple[samples.SequenceFrame, object]]:

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from face_recog_ros.config import TrackingConfig
+from face_recog_ros.tracking.options import TrackingOptions
 from face_recog_ros.gallery.model import Gallery
 from face_recog_ros.tracking.identity import TemporalLabel
 from face_recog_ros.tracking.strangers import UnknownClusters
@@ -28,8 +28,8 @@ def face(cx: float, cy: float, size: float = 100.0, score: float = 0.9) -> Detec
                      keypoints=keypoints.astype(np.float32))
 
 
-def config(**overrides) -> TrackingConfig:
-    return TrackingConfig(**{"min_hits": 1, "max_age": 5, **overrides})
+def config(**overrides) -> TrackingOptions:
+    return TrackingOptions(**{"min_hits": 1, "max_age": 5, **overrides})
 
 
 def run(tracker: FaceTracker, frames: list[list[Detection]], fps: float = 30.0) -> list[list[int]]:

@@ -3,29 +3,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ..config import RecognizerConfig, set_option
 from ..core.recognizer import FaceRecognizer
 
-DEFAULT_CONFIG = "face_recognition.yaml"
-
-
-def default_config_path() -> Path | None:
-    from ..core.runtime import package_share_dir
-    path = package_share_dir() / "config" / DEFAULT_CONFIG
-    return path if path.is_file() else None
-
-
 def build_config(args: argparse.Namespace) -> RecognizerConfig:
-    path = args.config or default_config_path()
-    config = RecognizerConfig.from_yaml(path) if path else RecognizerConfig()
+    """--config (default: the package's YAML, as the node reads it) with the other options on top."""
+    config = RecognizerConfig.from_yaml(args.config) if args.config else RecognizerConfig.from_package()
     overrides = {"gallery.path": args.gallery, "embedder.model": args.model,
                  "recognition.threshold": args.threshold, "detector.model_range": args.range,
                  "detector.num_threads": args.threads, "embedder.num_threads": args.threads}
     for name, value in overrides.items():
         if value is not None:
             set_option(config, name, value)
+    config.validate()
     return config
 
 

@@ -18,6 +18,7 @@ import cv2
 from ..io.images import load_image
 from ..core.recognizer import FaceRecognizer
 from ..tracking.stream import StreamRecognizer
+from ..options import set_option
 from ..types import UNKNOWN
 from .common import build_config, make_recognizer
 
@@ -144,7 +145,7 @@ def cmd_group_photo(args: argparse.Namespace) -> int:
     from ..io.draw import annotate
     from ..offline.group_photo import tag_group
     config = build_config(args)
-    config.detector.max_faces = max(config.detector.max_faces, args.max_faces)
+    set_option(config, "detector.max_faces", max(config.detector.max_faces, args.max_faces))
     recognizer = FaceRecognizer(config)
     rgb = load_image(args.image)
     each_once = args.each_once or config.recognition.each_once
@@ -173,7 +174,7 @@ def cmd_group_photo(args: argparse.Namespace) -> int:
 def cmd_cluster(args: argparse.Namespace) -> int:
     from ..offline.clustering import cluster_embeddings, collect_faces, score_clusters, write_clusters
     config = build_config(args)
-    config.detector.max_faces = max(config.detector.max_faces, args.max_faces)
+    set_option(config, "detector.max_faces", max(config.detector.max_faces, args.max_faces))
     config.gallery.path = ""
     recognizer = FaceRecognizer(config)
     collection = collect_faces(recognizer, args.dir, progress=not args.no_progress)

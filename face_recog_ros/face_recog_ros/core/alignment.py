@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..options import Options, option
 from ..types import Detection
 
 # Keypoints used for alignment: right_eye, left_eye, nose_tip, mouth_center.
@@ -63,12 +64,14 @@ def align_face(rgb: np.ndarray, detection: Detection, template: AlignmentTemplat
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-@dataclass(frozen=True)
-class QualityOptions:
+@dataclass
+class QualityOptions(Options):
     """Faces the embedder cannot describe reliably are reported, not identified."""
 
-    min_eye_distance: float = 12.0  # pixels between the eye keypoints in the original image
-    max_yaw: float = 0.6  # |nose offset from the eye midpoint| / eye distance; 0 is frontal
+    min_eye_distance: float = option(12.0, "Faces with eyes closer than this many pixels are not "
+                                     "identified (too small)", low=0.0, high=1000.0)
+    max_yaw: float = option(0.6, "Faces turned further than this (nose offset / eye distance) are "
+                            "not identified", low=0.0, high=10.0)
 
 
 def face_pose(detection: Detection) -> tuple[float, float]:

@@ -13,20 +13,22 @@ Two interchangeable backends behind `create_detector(options)`:
 """
 from __future__ import annotations
 
-import threading
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from .runtime import ModelError, load_interpreter, models_dir
+from ..options import Options, option
 from ..types import Detection
 
-_NUM_KEYPOINTS = 6
-_NUM_COORDS = 4 + 2 * _NUM_KEYPOINTS
+if TYPE_CHECKING:
+    from .mediapipe_detector import MediaPipeFaceDetector
+
+NUM_KEYPOINTS = 6
+_NUM_COORDS = 4 + 2 * NUM_KEYPOINTS
 _SCORE_CLIP = 100.0  # TensorsToDetectionsCalculator score_clipping_thresh
 
 
@@ -47,44 +49,32 @@ _MODELS = {
 }
 
 BACKENDS = ("tflite", "mediapipe", "auto")
-MEDIAPIPE_INSTALL = "pip install --no-deps mediapipe==1.2.3 absl-py flatbuffers"
 
 
-@dataclass(frozen=True)
-class DetectorOptions:
-    """Detector settings; mirrors the `detector.*` group of the YAML config.
+@dataclass
+class DetectorOptions(Options):
+    """The detector's settings: the `detector.*` group of the YAML config and the node.
 
-    model_range: 'short' (faces within ~2 m, 128x128 input) or 'full' (~5 m, 192x192).
-    min_score: sigmoid score threshold (MediaPipe uses 0.5 short, 0.6 full).
-    nms_iou: IoU above which detections are merged by weighted NMS.
-    max_faces: at most this many detections are returned, best first.
-    model_path: a .tflite file to use instead of the bundled model for model_range.
-    backend: 'tflite' (FaceDetector), 'mediapipe' (MediaPipeFaceDetector) or 'auto'
-        (mediapipe when it imports, else tflite); see create_detector.
-    num_threads: TFLite backend only (MediaPipe Tasks' Python API does not expose it).
+    ``model_path`` is not a configuration option: tests and tools point it at a .tflite file
+    to use instead of the bundled model for ``model_range``.
     """
 
-    model_range: str = "short"
-    min_score: float = 0.5
-    nms_iou: float = 0.3
-    max_faces: int = 10
-    num_threads: int = 2
+    model_range: str = option("short", "BlazeFace model: 'short' (faces within ~2 m, 128x128 input) "
+                              "or 'full' (far faces, 192x192 input)", choices=tuple(_MODELS),
+                              read_only=True)
+    min_score: float = option(0.5, "Minimum detection confidence (MediaPipe uses 0.5 short range, "
+                              "0.6 full range)", low=0.05, high=1.0)
+    nms_iou: float = option(0.3, "IoU above which overlapping detections are merged (weighted NMS)",
+                            low=0.05, high=0.95)
+    max_faces: int = option(10, "Most faces reported per frame (highest scores first)", low=1, high=100)
+    num_threads: int = option(2, "CPU threads for the detector", low=1, high=16, read_only=True)
+    backend: str = option("tflite", "Detector runtime for the same BlazeFace models: 'tflite' (our decoder "
+                          "on the TFLite runtime: no extra dependency, installs wherever the embedder "
+                          "runs, incl. 32-bit Pi OS and older Jetson images), 'mediapipe' (MediaPipe "
+                          "Tasks FaceDetector: needs the mediapipe wheel, x86_64/aarch64 only, ignores "
+                          "num_threads) or 'auto' (mediapipe when it imports, else tflite)",
+                          choices=BACKENDS, read_only=True)
     model_path: str | Path | None = None
-    backend: str = "tflite"
-
-    def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if self.model_range not in _MODELS:
-            raise ValueError(f"model_range must be one of {sorted(_MODELS)}, got {self.model_range!r}")
-        if not 0.0 <= self.min_score <= 1.0:
-            raise ValueError(f"min_score must be in [0, 1], got {self.min_score}")
-        if not 0.0 <= self.nms_iou <= 1.0:
-            raise ValueError(f"nms_iou must be in [0, 1], got {self.nms_iou}")
-        if self.max_faces < 1:
-            raise ValueError(f"max_faces must be >= 1, got {self.max_faces}")
-        if self.num_threads < 1:
-            raise ValueError(f"num_threads must be >= 1, got {self.num_threads}")
 
 
 def ssd_anchor_centers(input_size: int, strides: tuple[int, ...], interpolated_scale_aspect_ratio: float) -> np.ndarray:
@@ -151,7 +141,7 @@ def weighted_nms(
     return (np.asarray(out_boxes, np.float32), np.asarray(out_kps, np.float32), np.asarray(out_scores, np.float32))
 
 
-def _model_path(options: DetectorOptions) -> Path:
+def model_file(options: DetectorOptions) -> Path:
     return Path(options.model_path) if options.model_path else models_dir() / _MODELS[options.model_range].filename
 
 
@@ -164,7 +154,7 @@ class FaceDetector:
         self.options = options or DetectorOptions()
         spec = _MODELS[self.options.model_range]
         self._size = spec.input_size
-        path = _model_path(self.options)
+        path = model_file(self.options)
         self._interpreter = load_interpreter(path, self.options.num_threads)
         inp = self._interpreter.get_input_details()[0]
         if tuple(inp["shape"]) != (1, self._size, self._size, 3) or inp["dtype"] != np.float32:
@@ -217,7 +207,7 @@ class FaceDetector:
         centers = raw[:, 0:2] + anchors
         half = raw[:, 2:4] / 2
         boxes = np.concatenate([centers - half, centers + half], axis=1)
-        keypoints = (raw[:, 4:].reshape(-1, _NUM_KEYPOINTS, 2) + anchors[:, None, :]).reshape(-1, 2 * _NUM_KEYPOINTS)
+        keypoints = (raw[:, 4:].reshape(-1, NUM_KEYPOINTS, 2) + anchors[:, None, :]).reshape(-1, 2 * NUM_KEYPOINTS)
         valid = (raw[:, 2] >= 0) & (raw[:, 3] >= 0)  # NaN compares False, as MediaPipe drops NaN too
         boxes, keypoints, scores = weighted_nms(
             boxes[valid], keypoints[valid], scores[keep][valid], self.options.nms_iou, self.options.max_faces
@@ -229,7 +219,7 @@ class FaceDetector:
         scale = np.array([w / new_w, h / new_h], np.float32)
         offset = np.array([pad_x, pad_y], np.float32)
         boxes = ((boxes.reshape(-1, 2, 2) * self._size - offset) * scale).reshape(-1, 4)
-        keypoints = (keypoints.reshape(-1, _NUM_KEYPOINTS, 2) * self._size - offset) * scale
+        keypoints = (keypoints.reshape(-1, NUM_KEYPOINTS, 2) * self._size - offset) * scale
         return [
             Detection(box=boxes[i].astype(np.float32), score=float(scores[i]), keypoints=kp.astype(np.float32))
             for i, kp in enumerate(keypoints)
@@ -240,7 +230,7 @@ class FaceDetector:
 
         Fills self._tensor with values in [-1, 1] and returns the letterbox geometry.
         """
-        _check_image(image)
+        check_image(image)
         h, w = image.shape[:2]
         if self._geometry is None or self._geometry[:2] != (h, w):
             scale = self._size / max(h, w)
@@ -263,115 +253,6 @@ class FaceDetector:
         return self._geometry
 
 
-class MediaPipeFaceDetector:
-    """The same BlazeFace models through MediaPipe Tasks' FaceDetector (running mode IMAGE).
-
-    Same interface and output convention as FaceDetector. Differences: Tasks reports the box
-    in whole pixels (keypoints stay sub-pixel); it resizes without area averaging, so
-    results differ slightly from the TFLite backend on strongly downscaled frames; and
-    num_threads is not applied. Holds native resources: close() it (or use `with`); it is
-    also closed when collected or at interpreter exit.
-    """
-
-    backend = "mediapipe"
-
-    def __init__(self, options: DetectorOptions | None = None) -> None:
-        self.options = options or DetectorOptions()
-        mp, vision, base_options = _import_mediapipe()
-        self._mp = mp
-        path = _model_path(self.options)
-        if not path.is_file():
-            raise ModelError(f"model file not found: {path}")
-        tasks_options = vision.FaceDetectorOptions(
-            base_options=base_options.BaseOptions(model_asset_path=str(path)),
-            running_mode=vision.RunningMode.IMAGE,
-            min_detection_confidence=self.options.min_score,
-            min_suppression_threshold=self.options.nms_iou,
-        )
-        try:
-            self._detector: Any = vision.FaceDetector.create_from_options(tasks_options)
-        except (RuntimeError, ValueError) as e:
-            raise ModelError(
-                f"MediaPipe cannot load {path}: {e} (a bare BlazeFace file needs its TFLite metadata: "
-                "tools/add_blazeface_metadata.py)"
-            ) from e
-        # Closed on garbage collection, or by _close_at_exit; not by __del__ or atexit, which
-        # run too late for MediaPipe's close() (see _close_at_exit).
-        self._finalizer = weakref.finalize(self, self._detector.close)
-        self._finalizer.atexit = False
-        _register_for_exit(self)
-
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """Faces in an RGB uint8 (H, W, 3) image (grayscale and RGBA accepted), as FaceDetector.detect."""
-        _check_image(image)
-        if self._detector is None:
-            raise RuntimeError("detector is closed")
-        if image.ndim == 2 or image.shape[2] == 1:
-            rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-        elif image.shape[2] == 4:
-            rgb = cv2.cvtColor(image, cv2.COLOR_RGBA2RGB)
-        else:
-            rgb = np.ascontiguousarray(image)
-        h, w = rgb.shape[:2]
-        result = self._detector.detect(self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb))
-        faces = []
-        for d in result.detections:
-            b = d.bounding_box
-            box = np.array([b.origin_x, b.origin_y, b.origin_x + b.width, b.origin_y + b.height], np.float32)
-            keypoints = np.array([[k.x * w, k.y * h] for k in d.keypoints], np.float32)
-            if keypoints.shape != (_NUM_KEYPOINTS, 2):
-                raise ModelError(f"MediaPipe returned {len(d.keypoints)} keypoints, expected {_NUM_KEYPOINTS}")
-            faces.append(Detection(box=box, score=float(d.categories[0].score), keypoints=keypoints))
-        faces.sort(key=lambda f: -f.score)
-        return faces[: self.options.max_faces]
-
-    def close(self) -> None:
-        """Release the Tasks graph; idempotent."""
-        self._detector = None
-        self._finalizer()
-
-    def __enter__(self) -> MediaPipeFaceDetector:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-
-_OPEN_MEDIAPIPE: weakref.WeakSet[MediaPipeFaceDetector] = weakref.WeakSet()
-_exit_hook_lock = threading.Lock()
-_exit_hook_registered = False
-
-
-def _close_at_exit() -> None:
-    """Close MediaPipe detectors still open when the interpreter exits.
-
-    Why threading's exit hook (Python >= 3.9, the one concurrent.futures itself uses): MediaPipe
-    sends close() through a ThreadPoolExecutor that refuses work once threading has shut
-    down, which is before atexit handlers run, and its own __del__ fails during module
-    teardown. These hooks run before the executor's, so the graphs close cleanly.
-    """
-    for detector in list(_OPEN_MEDIAPIPE):
-        detector.close()
-
-
-def _register_for_exit(detector: MediaPipeFaceDetector) -> None:
-    global _exit_hook_registered
-    with _exit_hook_lock:
-        if not _exit_hook_registered:
-            threading._register_atexit(_close_at_exit)  # type: ignore[attr-defined]
-            _exit_hook_registered = True
-        _OPEN_MEDIAPIPE.add(detector)
-
-
-def mediapipe_available() -> bool:
-    """Whether the mediapipe backend can be used here (imports mediapipe when it can)."""
-    try:
-        _import_mediapipe()
-    except ModelError:
-        return False
-    return True
-
-
 def create_detector(options: DetectorOptions | None = None) -> FaceDetector | MediaPipeFaceDetector:
     """The detector for options.backend; 'auto' picks mediapipe when it imports, else tflite.
 
@@ -379,30 +260,17 @@ def create_detector(options: DetectorOptions | None = None) -> FaceDetector | Me
     for and cannot be imported.
     """
     options = options or DetectorOptions()
-    if options.backend == "mediapipe" or (options.backend == "auto" and mediapipe_available()):
-        return MediaPipeFaceDetector(options)
+    if options.backend != "tflite":
+        # Imported here, not at the top: the TFLite backend must not pay for (or depend on) mediapipe.
+        from .mediapipe_detector import MediaPipeFaceDetector, mediapipe_available
+        if options.backend == "mediapipe" or mediapipe_available():
+            return MediaPipeFaceDetector(options)
     return FaceDetector(options)
 
 
-def _import_mediapipe() -> tuple[Any, Any, Any]:
-    """mediapipe, its Tasks vision module and base_options, or ModelError saying how to install them.
-
-    Imported on demand: the TFLite backend must not pay for (or depend on) mediapipe.
-    """
-    try:
-        import mediapipe as mp
-        from mediapipe.tasks.python import vision
-        from mediapipe.tasks.python.core import base_options
-    except ImportError as e:
-        raise ModelError(
-            f"detector backend 'mediapipe' needs the mediapipe package ({e}). Install it with "
-            f"`{MEDIAPIPE_INSTALL}` (it also needs numpy, opencv-python(-headless) and matplotlib; "
-            "wheels exist for x86_64 and 64-bit aarch64 only), or set detector.backend to 'tflite'."
-        ) from e
-    return mp, vision, base_options
 
 
-def _check_image(image: np.ndarray) -> None:
+def check_image(image: np.ndarray) -> None:
     if not isinstance(image, np.ndarray):
         raise ValueError(f"image must be a numpy array, got {type(image).__name__}")
     if image.dtype != np.uint8:

@@ -14,10 +14,20 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ..options import Options, option
 from .runtime import ModelError, load_interpreter
 
 _COLOR_ORDERS = ("rgb", "bgr")
 _METRICS = ("cosine",)
+
+
+@dataclass
+class EmbedderOptions(Options):
+    """The `embedder.*` group: which model describes the faces, on how many threads."""
+
+    model: str = option("dlib_resnet_v1_int8", "Embedder: id of a spec YAML in the package's models/ "
+                        "folder, or a path to your own spec YAML", read_only=True)
+    num_threads: int = option(2, "CPU threads for the embedder", low=1, high=16, read_only=True)
 
 
 def _require(data: dict[str, Any], key: str, where: Path) -> Any:

@@ -12,11 +12,24 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ..gallery.model import Gallery, Snapshot
+from ..options import option
 from ..types import UNKNOWN
+from .alignment import QualityOptions
 
 # Similarity assumed for the missing runner-up when only one person is enrolled: the cosine
 # floor. So ``margin = similarity + 1`` then, i.e. never smaller than with a real competitor.
 NO_COMPETITOR_SIMILARITY = -1.0
+
+
+@dataclass
+class RecognitionOptions(QualityOptions):
+    """The `recognition.*` group: which faces are identified (the quality gate it extends) and
+    how they are matched against the gallery."""
+
+    threshold: float = option(-1.0, "Cosine similarity needed to name a face; -1 uses the model's "
+                              "default", low=-1.0, high=1.0)
+    each_once: bool = option(False, "Assign each enrolled person to at most one face per frame "
+                             "(optimal assignment over the similarity matrix)")
 
 
 @dataclass(frozen=True)

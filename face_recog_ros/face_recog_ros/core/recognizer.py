@@ -1,8 +1,9 @@
 """FaceRecognizer: detection -> alignment -> embedding -> matching, timed stage by stage.
 
 This is the whole ROS-independent product in one object; the CLI and the ROS node are thin
-layers over it. Models are not thread-safe, so one lock serialises every use of them and of
-the gallery: a service call that enrols waits for the frame in flight, never races it.
+layers over it, and all of them build it the same way: ``FaceRecognizer(config)``, with a
+``config.RecognizerConfig``. Models are not thread-safe, so one lock serialises every use of
+them and of the gallery: a service call that enrols waits for the frame in flight, never races it.
 """
 from __future__ import annotations
 
@@ -12,23 +13,41 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import cv2
 import numpy as np
 
-from .alignment import AlignmentTemplate, QualityOptions, align_face, quality_problem
-from ..config import RecognizerConfig
-from .detection import DetectorOptions, create_detector
-from .embedding import Embedder, EmbedderSpec
-from ..gallery.model import Gallery, PersonInfo
+from ..gallery.model import Gallery, GalleryOptions, PersonInfo
 from ..gallery.store import GalleryStore
-from .matching import Match, match
-from .runtime import ModelError, models_dir
 from ..types import Detection, Face
+from .alignment import AlignmentTemplate, align_face, quality_problem
+from .detection import DetectorOptions, create_detector
+from .embedding import Embedder, EmbedderOptions, EmbedderSpec
+from .matching import Match, RecognitionOptions, match
+from .runtime import ModelError, models_dir
 
 
 T = TypeVar("T")
+
+
+class RecognizerSettings(Protocol):
+    """The option groups FaceRecognizer reads; ``config.RecognizerConfig`` is the one to pass
+    (it also carries the tracking group, which the stream reads)."""
+
+    detector: DetectorOptions
+    embedder: EmbedderOptions
+    recognition: RecognitionOptions
+    gallery: GalleryOptions
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """What :meth:`FaceRecognizer.recognize` found in one frame, and what each stage cost."""
+
+    faces: list[Face]
+    timings: dict[str, float]  # ms per stage (detect, align, embed, match, total), faces, embedded
+    embedded: int  # faces embedded (the rest were refused by the quality checks)
 
 
 class EnrollError(ValueError):
@@ -74,31 +93,31 @@ def shift_detection(detection: Detection, offset: float) -> Detection:
 
 
 class FaceRecognizer:
-    """`FaceRecognizer(config).process(rgb) -> list[Face]`; `enroll(name, images)` to teach it faces."""
+    """`FaceRecognizer(config).process(rgb) -> list[Face]`; `enroll(name, images)` to teach it faces.
 
-    def __init__(self, config: RecognizerConfig | None = None, gallery: Gallery | None = None) -> None:
-        self.config = config or RecognizerConfig()
-        det = self.config.detector
-        self.detector_options = DetectorOptions(
-            model_range=det.model_range, min_score=det.min_score, nms_iou=det.nms_iou,
-            max_faces=det.max_faces, num_threads=det.num_threads, backend=det.backend)
-        self.detector = create_detector(self.detector_options)
-        self.spec = EmbedderSpec.from_yaml(resolve_spec_path(self.config.embedder.model))
+    ``config`` is a ``RecognizerConfig`` (``RecognizerConfig()`` for the defaults); its option
+    groups are used as they are, so changing an option there applies from the next frame (the
+    read-only ones, models and threads and the gallery file, are used here once).
+    """
+
+    def __init__(self, config: RecognizerSettings, gallery: Gallery | None = None) -> None:
+        self.config = config
+        self.detector = create_detector(config.detector)
+        self.spec = EmbedderSpec.from_yaml(resolve_spec_path(config.embedder.model))
         if self.spec.template is None:
             raise ValueError(f"embedder spec {self.spec.path} has no alignment template")
         try:
             self.template = AlignmentTemplate.from_dict(self.spec.template, self.spec.input_size)
         except (ValueError, TypeError) as e:
             raise ModelError(f"{self.spec.path}: {e}") from None
-        self.embedder = Embedder(self.spec, num_threads=self.config.embedder.num_threads)
+        self.embedder = Embedder(self.spec, num_threads=config.embedder.num_threads)
         self._other_range_detector = None
         self.gallery_warning: str | None = None
         self.store = GalleryStore(self.gallery_path) if self.gallery_path is not None else None
         if gallery is None:
             gallery = self._open_gallery()
         self.gallery = gallery
-        self.timings: dict[str, float] = {}
-        self.lock = threading.RLock()  # models and gallery: one user at a time (stream.py shares it)
+        self.lock = threading.RLock()  # models and gallery: one user at a time (the stream shares it)
 
     # --- configuration ------------------------------------------------------------------
     @property
@@ -107,21 +126,15 @@ class FaceRecognizer:
         return self.spec.threshold if configured < 0 else configured
 
     @property
-    def quality(self) -> QualityOptions:
-        rec = self.config.recognition
-        return QualityOptions(min_eye_distance=rec.min_eye_distance, max_yaw=rec.max_yaw)
-
-    @property
     def gallery_path(self) -> Path | None:
         path = self.config.gallery.path
         return Path(path).expanduser() if path else None
 
     def _open_gallery(self) -> Gallery:
         space, dim = self.spec.embedding_space, self.spec.output_dim
-        cap = self.config.gallery.max_samples_per_person
         if self.store is None:
-            return Gallery(space, dim, max_samples_per_person=cap)
-        gallery, self.gallery_warning = self.store.open(space, dim, max_samples_per_person=cap)
+            return Gallery(space, dim, options=self.config.gallery)
+        gallery, self.gallery_warning = self.store.open(space, dim, options=self.config.gallery)
         return gallery
 
     # --- recognition --------------------------------------------------------------------
@@ -138,10 +151,13 @@ class FaceRecognizer:
         with self.lock:
             detections = self.detector.detect(rgb)
             if not detections:
+                options = self.config.detector
+                other = "full" if options.model_range == "short" else "short"
                 if self._other_range_detector is None:
-                    other = "full" if self.detector_options.model_range == "short" else "short"
                     self._other_range_detector = create_detector(
-                        dataclasses.replace(self.detector_options, model_range=other))
+                        dataclasses.replace(options, model_range=other))
+                # The configured thresholds, as they are now, for the other range too.
+                self._other_range_detector.options = dataclasses.replace(options, model_range=other)
                 detections = self._other_range_detector.detect(rgb)
             if detections and fills_frame(main_face(detections), rgb.shape):
                 pad = int(PORTRAIT_MARGIN * max(rgb.shape[:2]))
@@ -151,15 +167,24 @@ class FaceRecognizer:
                     return [shift_detection(d, -pad) for d in redone]
             return detections
 
-    def _chips(self, rgb: np.ndarray, detections: list[Detection]) -> tuple[list[np.ndarray], list[str]]:
-        """Aligned chips of the faces that pass the quality checks, and a reason ('' = fine) per face."""
-        reasons = [quality_problem(d, self.quality) for d in detections]
+    def quality_problems(self, detections: list[Detection]) -> list[str]:
+        """Why each face should not be embedded ('' = usable), by the recognition options."""
+        return [quality_problem(d, self.config.recognition) for d in detections]
+
+    def _chips(self, rgb: np.ndarray, detections: list[Detection],
+               reasons: list[str] | None = None) -> tuple[list[np.ndarray], list[str]]:
+        """Aligned chips of the faces that pass the quality checks (``reasons`` when the caller
+        has judged them already), and a reason ('' = fine) per face."""
+        if reasons is None:
+            reasons = self.quality_problems(detections)
         return [align_face(rgb, d, self.template) for d, r in zip(detections, reasons) if not r], reasons
 
-    def embed(self, rgb: np.ndarray, detections: list[Detection]) -> tuple[np.ndarray, list[str]]:
-        """Embeddings of the faces that pass the quality checks, and a reason ('' = embedded) per face."""
+    def embed(self, rgb: np.ndarray, detections: list[Detection],
+              reasons: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
+        """Embeddings of the faces that pass the quality checks, and a reason ('' = embedded) per
+        face. Pass ``reasons`` (from :meth:`quality_problems`) to skip judging the faces again."""
         with self.lock:
-            chips, reasons = self._chips(rgb, detections)
+            chips, reasons = self._chips(rgb, detections, reasons)
             if not chips:
                 return np.zeros((0, self.spec.output_dim), np.float32), reasons
             return self.embedder.embed(np.stack(chips)), reasons
@@ -171,6 +196,10 @@ class FaceRecognizer:
 
     def process(self, rgb: np.ndarray) -> list[Face]:
         """Detect, align, embed and name every face in an RGB uint8 frame."""
+        return self.recognize(rgb).faces
+
+    def recognize(self, rgb: np.ndarray) -> Recognition:
+        """:meth:`process`, with what each stage cost."""
         with self.lock:
             t0 = time.perf_counter()
             detections = self.detector.detect(rgb)
@@ -187,11 +216,9 @@ class FaceRecognizer:
                 face.label, face.similarity, face.candidate, face.margin = (
                     m.label, m.similarity, m.candidate, m.margin)
                 face.embedding = emb
-            self.timings = {"detect": (t1 - t0) * 1e3, "align": (t2 - t1) * 1e3,
-                            "embed": (t3 - t2) * 1e3, "match": (t4 - t3) * 1e3,
-                            "total": (t4 - t0) * 1e3, "faces": float(len(detections)),
-                            "embedded": float(len(chips))}
-            return faces
+            timings = {"detect": (t1 - t0) * 1e3, "align": (t2 - t1) * 1e3,
+                       "embed": (t3 - t2) * 1e3, "match": (t4 - t3) * 1e3, "total": (t4 - t0) * 1e3}
+            return Recognition(faces, timings, len(chips))
 
     # --- enrolment and gallery management -------------------------------------------------
     def embed_for_enrollment(self, rgb: np.ndarray, *, require_single: bool = False) -> np.ndarray:

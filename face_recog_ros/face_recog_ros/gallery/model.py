@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from ..options import Options, option
 from ..types import UNKNOWN
 
 MAX_NAME_LENGTH = 64
@@ -43,6 +44,22 @@ class UnknownPerson(KeyError):
 
 class NameTaken(ValueError):
     """Renaming onto a name that is already enrolled without ``merge=True``."""
+
+
+@dataclass
+class GalleryOptions(Options):
+    """The `gallery.*` group: where the gallery is kept and how many samples a person keeps."""
+
+    path: str = option("~/.ros/face_recog_ros/gallery.npz", "Gallery file (embeddings only); saved "
+                       "atomically after every change. Empty: keep the gallery in memory only",
+                       read_only=True)
+    max_samples_per_person: int = option(DEFAULT_MAX_SAMPLES_PER_PERSON, "Most embeddings kept per "
+                                         "person (newest kept)", low=1, high=10000)
+
+
+@dataclass(frozen=True)
+class _FixedCap:
+    max_samples_per_person: int | None
 
 
 @dataclass(frozen=True)
@@ -138,6 +155,10 @@ class Gallery:
 
     Thread-safe: mutations and :meth:`snapshot` hold one lock, so a service callback may enrol
     while the image callback matches.
+
+    The sample cap is ``max_samples_per_person`` (None: unlimited), or, given ``options``, that
+    object's value read at every change: a running node's parameter change applies to the next
+    enrolment without anyone touching the gallery.
     """
 
     def __init__(
@@ -146,14 +167,18 @@ class Gallery:
         dim: int,
         *,
         max_samples_per_person: int | None = DEFAULT_MAX_SAMPLES_PER_PERSON,
+        options: GalleryOptions | None = None,
     ) -> None:
         if not embedding_space:
             raise ValueError("embedding_space must be a non-empty model identifier")
         if int(dim) <= 0:
             raise ValueError(f"dim must be positive, got {dim}")
+        if options is None and max_samples_per_person is not None and int(max_samples_per_person) < 1:
+            raise ValueError("max_samples_per_person must be >= 1 or None (unlimited)")
         self.embedding_space = str(embedding_space)
         self.dim = int(dim)
-        self.max_samples_per_person = max_samples_per_person
+        self._limits: GalleryOptions | _FixedCap = options or _FixedCap(
+            None if max_samples_per_person is None else int(max_samples_per_person))
         now = utc_now()
         self.created_at = now
         self.updated_at = now
@@ -165,13 +190,7 @@ class Gallery:
     @property
     def max_samples_per_person(self) -> int | None:
         """Most samples kept per person (oldest dropped first); None = unlimited."""
-        return self._max_samples
-
-    @max_samples_per_person.setter
-    def max_samples_per_person(self, value: int | None) -> None:
-        if value is not None and int(value) < 1:
-            raise ValueError("max_samples_per_person must be >= 1 or None (unlimited)")
-        self._max_samples = None if value is None else int(value)
+        return self._limits.max_samples_per_person
 
     # ----------------------------------------------------------------- queries
     def __len__(self) -> int:
@@ -370,7 +389,7 @@ class Gallery:
         return person
 
     def _capped(self, rows: np.ndarray) -> np.ndarray:
-        cap = self._max_samples
+        cap = self.max_samples_per_person
         return frozen_rows(rows[-cap:] if cap is not None and rows.shape[0] > cap else rows)
 
     def _changed(self, now: str) -> None:

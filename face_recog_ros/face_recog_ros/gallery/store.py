@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from .file_format import (FileSig, GalleryError, GalleryNotRegular, content_digest, decode, encode,
                           move_aside, read_regular, remove_stale_temps, stat_regular, write_atomic)
-from .model import DEFAULT_MAX_SAMPLES_PER_PERSON, Gallery, Person
+from .model import DEFAULT_MAX_SAMPLES_PER_PERSON, Gallery, GalleryOptions, Person
 
 T = TypeVar("T")
 
@@ -54,15 +54,17 @@ class GalleryStore:
 
     # ------------------------------------------------------------------ opening
     def load(self, embedding_space: str, dim: int, *,
-             max_samples_per_person: int | None = DEFAULT_MAX_SAMPLES_PER_PERSON) -> Gallery:
+             max_samples_per_person: int | None = DEFAULT_MAX_SAMPLES_PER_PERSON,
+             options: GalleryOptions | None = None) -> Gallery:
         """Read the file made by model ``embedding_space``/``dim``.
 
         Raises FileNotFoundError/OSError for I/O problems, and :class:`GalleryCorrupt`,
         :class:`GalleryMismatch`, :class:`GalleryVersionError` or :class:`GalleryNotRegular` for
         unusable contents. Samples above ``max_samples_per_person`` in the file are kept until
-        that person changes.
+        that person changes. ``max_samples_per_person`` and ``options`` are the Gallery's.
         """
-        gallery = Gallery(embedding_space, dim, max_samples_per_person=max_samples_per_person)
+        gallery = Gallery(embedding_space, dim, max_samples_per_person=max_samples_per_person,
+                          options=options)
         with self._lock:
             data, sig = read_regular(self.path)
             people, created_at, updated_at = decode(self.path, data, embedding_space, int(dim))
@@ -72,7 +74,7 @@ class GalleryStore:
 
     def open(self, embedding_space: str, dim: int, *, move_aside_bad: bool = True,
              max_samples_per_person: int | None = DEFAULT_MAX_SAMPLES_PER_PERSON,
-             ) -> tuple[Gallery, str | None]:
+             options: GalleryOptions | None = None) -> tuple[Gallery, str | None]:
         """Load the file or start empty; returns ``(gallery, warning or None)``.
 
         A missing file gives an empty gallery. An unusable one (corrupt, other model, newer
@@ -84,7 +86,8 @@ class GalleryStore:
         """
         remove_stale_temps(self.path)
         try:
-            return self.load(embedding_space, dim, max_samples_per_person=max_samples_per_person), None
+            return self.load(embedding_space, dim, max_samples_per_person=max_samples_per_person,
+                             options=options), None
         except FileNotFoundError:
             warning = None
         except GalleryNotRegular:
@@ -96,7 +99,8 @@ class GalleryStore:
             warning = (f"gallery {self.path} could not be used ({err}); moved it to {bad} and started an "
                        f"empty gallery. Nothing was deleted: restore it by moving {bad} back to {self.path}.")
         self._synced = _Synced(None, None)
-        return Gallery(embedding_space, dim, max_samples_per_person=max_samples_per_person), warning
+        return Gallery(embedding_space, dim, max_samples_per_person=max_samples_per_person,
+                       options=options), warning
 
     # ------------------------------------------------------------------ writing
     def save(self, gallery: Gallery) -> None:

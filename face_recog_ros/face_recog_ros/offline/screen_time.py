@@ -13,12 +13,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import TrackingConfig
+from ..tracking.options import TrackingOptions
 from ..types import UNKNOWN, Face
 from ..io.video import Frame
 
 
-def screen_time_tracking(config: TrackingConfig) -> TrackingConfig:
+def screen_time_tracking(config: TrackingOptions) -> TrackingOptions:
     """Tracking for counting: unknown clusters on, and tracks start on their first detection.
 
     ``min_hits`` normally hides a face until it was seen twice (a guard against one-frame

@@ -51,15 +51,17 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from face_recog_interfaces.msg import FaceArray, FaceEvent  # noqa: E402
 from face_recog_interfaces.srv import Enroll, Forget, ListFaces, Rename  # noqa: E402
 
-from ..config import RecognizerConfig, set_option  # noqa: E402
+from ..config import RecognizerConfig  # noqa: E402
+from ..options import set_option  # noqa: E402
 from ..core.detection import FaceDetector  # noqa: E402
 from ..io.draw import annotate  # noqa: E402
 from ..gallery.model import InvalidName, NameTaken, UnknownPerson, validate_name  # noqa: E402
 from ..gallery.file_format import GalleryError  # noqa: E402
 from ..gallery.store import GalleryNotSaved  # noqa: E402
 from ..core.recognizer import EnrollError, FaceRecognizer  # noqa: E402
-from ..tracking.stream import ACTIVE_STATES, EnrollmentStatus, EnrollState, StreamRecognizer  # noqa: E402
-from ..tracking.strangers import is_cluster_label  # noqa: E402
+from ..tracking.enrolment import EnrollState  # noqa: E402
+from ..tracking.stream import StreamRecognizer  # noqa: E402
+from ..tracking.strangers import UnknownCluster, UnknownClusters, is_cluster_label  # noqa: E402
 from ..io.image_messages import (ImageConversionError, UnsupportedEncoding, buffer_rows,  # noqa: E402
                                  compressed_to_rgb, has_odd_size, image_to_rgb)
 from .conversion import rgb_to_image  # noqa: E402
@@ -116,14 +118,6 @@ def stamp_seconds(msg: Image | CompressedImage, fallback: float) -> float:
 
 def camera_name(topic: str) -> str:
     return topic.strip("/").replace("/", "_")
-
-
-def status_text(status: EnrollmentStatus) -> str:
-    text = f"{status.message} ({status.collected} of {status.needed} samples"
-    if status.skipped:
-        skipped = sorted(status.skipped.items())
-        text += "; frames skipped: " + ", ".join(f"{reason} x{n}" for reason, n in skipped)
-    return text + ")"
 
 
 def service(func: Callable) -> Callable:
@@ -183,10 +177,11 @@ class FaceRecognitionNode(Node):
         self._timer_group = MutuallyExclusiveCallbackGroup()
         self._warned: set[str] = set()
         self._enroll_lock = threading.Lock()
-        self.cameras = [self._add_camera(topic, several=len(self.settings["image_topics"]) > 1)
-                        for topic in self.settings["image_topics"]]
-        for camera in self.cameras[1:]:  # a stranger seen by two cameras is one unknown_<n>
-            camera.stream.clusters = self.cameras[0].stream.clusters
+        topics = self.settings["image_topics"]
+        self.cameras = []
+        for topic in topics:  # a stranger seen by two cameras is one unknown_<n>: shared strangers
+            strangers = self.cameras[0].stream.strangers if self.cameras else None
+            self.cameras.append(self._add_camera(topic, strangers, several=len(topics) > 1))
 
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(self.settings["diagnostics_period"], self._publish_diagnostics,
@@ -233,9 +228,9 @@ class FaceRecognitionNode(Node):
         self.settings["image_topics"] = list(self.settings["image_topics"])
         return validated
 
-    def _add_camera(self, topic: str, *, several: bool) -> Camera:
+    def _add_camera(self, topic: str, strangers: UnknownClusters | None, *, several: bool) -> Camera:
         prefix = f"~/{camera_name(topic)}/" if several else "~/"
-        stream = StreamRecognizer(self.recognizer)
+        stream = StreamRecognizer(self.recognizer, strangers=strangers)
         camera = Camera(topic, stream, self.create_publisher(FaceArray, prefix + "faces", 10),
                         self.create_publisher(FaceEvent, prefix + "events", 10),
                         self.create_publisher(Image, prefix + "image_annotated", 1))
@@ -305,7 +300,7 @@ class FaceRecognitionNode(Node):
         if self.settings["publish_annotated"] and camera.annotated_pub.get_subscription_count() > 0:
             camera.annotated_pub.publish(rgb_to_image(annotate(rgb, result.faces), msg.header))
             camera.stats.count("annotated")
-        latencies = {k: v for k, v in result.timings.items() if k not in ("faces", "embedded")}
+        latencies = dict(result.timings)
         latencies.update(queue=(started - received) * 1e3, convert=(converted - started) * 1e3,
                          publish=(published - processed) * 1e3,
                          receive_to_publish=(published - received) * 1e3)
@@ -404,25 +399,17 @@ class FaceRecognitionNode(Node):
     def _enroll_live(self, name: str, request: Enroll.Request,
                      response: Enroll.Response) -> Enroll.Response:
         """Collect samples of the face in view of the first camera; wait for the outcome."""
-        stream = self.cameras[0].stream
         wanted = request.num_samples or DEFAULT_LIVE_SAMPLES
         # Track ids start at 1, so 0 (the field's default when a caller leaves it out) = largest face.
         track_id = request.track_id if request.track_id > 0 else -1
         try:
-            stream.start_enrollment(name, wanted, track_id, request.overwrite)
+            status = self.cameras[0].stream.enroll_live(name, wanted, track_id, request.overwrite,
+                                                        timeout=self.settings["enroll_timeout"])
         except ValueError as exc:
             response.success, response.message = False, str(exc)
             return response
-        timeout = self.settings["enroll_timeout"]
-        status = stream.wait_for_enrollment(timeout)
-        if status.state in ACTIVE_STATES:
-            status = stream.cancel_enrollment()
-            response.success = False
-            response.message = f"gave up after {timeout:g} s: " + status_text(status).replace(
-                "cancelled; nothing was enrolled", "nothing was enrolled", 1)
-            return response
         response.success = status.state == EnrollState.DONE
-        response.message = status_text(status)
+        response.message = status.text()
         if status.result is not None:
             response.samples_added, response.total_samples = status.result.added, status.result.total
         return response
@@ -443,29 +430,17 @@ class FaceRecognitionNode(Node):
         old = request.old_name.strip()
         try:
             new = validate_name(request.new_name)
-            if is_cluster_label(old):
-                return self._promote(old, new, request.merge, response)
-            self.recognizer.rename(validate_name(old), new, merge=request.merge)
-        except (InvalidName, UnknownPerson, NameTaken, GalleryNotSaved) as exc:
+            if is_cluster_label(old):  # a returning stranger (tracking.cluster_unknowns) gets a name
+                result = self.cameras[0].stream.promote_unknown(old, new, merge=request.merge)
+                message = (f"enrolled {old} as {new!r}: {result.added} sample(s) added, "
+                           f"{result.total} in total")
+            else:
+                self.recognizer.rename(validate_name(old), new, merge=request.merge)
+                message = f"renamed {old!r} to {new!r}"
+        except (InvalidName, UnknownPerson, UnknownCluster, NameTaken, GalleryNotSaved) as exc:
             response.success, response.message = False, str(exc)
             return response
-        response.success, response.message = True, f"renamed {old!r} to {new!r}"
-        return response
-
-    def _promote(self, cluster: str, name: str, merge: bool, response: Rename.Response) -> Rename.Response:
-        """Enrol the stranger cluster `cluster` (unknown_<n>) as `name`."""
-        if name in self.recognizer.gallery and not merge:
-            response.success = False
-            response.message = (f"{name!r} is already enrolled; set merge to add {cluster}'s samples to it")
-            return response
-        try:
-            result = self.cameras[0].stream.promote_unknown(cluster, name)
-        except KeyError as exc:
-            response.success, response.message = False, str(exc.args[0]) if exc.args else str(exc)
-            return response
-        response.success = True
-        response.message = (f"enrolled {cluster} as {name!r}: {result.added} sample(s) added, "
-                            f"{result.total} in total")
+        response.success, response.message = True, message
         return response
 
     @service
@@ -502,18 +477,8 @@ class FaceRecognitionNode(Node):
         for p in params:
             if p.name in NODE_PARAM_NAMES:
                 self.settings[p.name] = p.value
-            else:
+            else:  # the recognizer, its gallery and the streams read the config as it is now
                 set_option(self.config, p.name, p.value)
-        det = self.config.detector
-        options = dataclasses.replace(self.recognizer.detector_options, min_score=det.min_score,
-                                      nms_iou=det.nms_iou, max_faces=det.max_faces)
-        self.recognizer.detector_options = self.recognizer.detector.options = options
-        self.recognizer.gallery.max_samples_per_person = self.config.gallery.max_samples_per_person
-        clusters = self.cameras[0].stream.clusters
-        tracking = self.config.tracking
-        clusters.threshold = (tracking.cluster_threshold if tracking.cluster_threshold >= 0
-                              else self.recognizer.threshold)
-        clusters.max_clusters = tracking.max_unknown_clusters
         self.get_logger().info("parameters changed: " + ", ".join(f"{p.name}={p.value!r}" for p in params))
 
     # --- shutdown -----------------------------------------------------------------------

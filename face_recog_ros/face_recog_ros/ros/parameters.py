@@ -1,10 +1,11 @@
 """ROS parameters from the same option definitions the core validates against.
 
-Every option of config.py becomes a parameter named `group.option` with its description and
-range in the descriptor, so `ros2 param describe` documents it and rclpy rejects values out of
-range. The node's own (top-level) parameters are listed in NODE_PARAMS. Defaults come from the
-package's config/face_recognition.yaml, so a node started without a params file behaves like
-one started with it.
+Every option of the stages (composed in config.RecognizerConfig) becomes a parameter named
+`group.option` with its description, range and read-only flag in the descriptor, so
+`ros2 param describe` documents it and rclpy rejects values out of range. The node's own
+(top-level) parameters are listed in NODE_PARAMS. Defaults come from the package's
+config/face_recognition.yaml, so a node started without a params file behaves like one started
+with it.
 """
 from __future__ import annotations
 
@@ -16,16 +17,8 @@ from typing import Any
 import yaml
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
-from ..config import RecognizerConfig, check_value, iter_options, option, ros_parameters, set_option
-from ..core.runtime import package_share_dir
-
-CONFIG_FILE = "face_recognition.yaml"
-
-# Options that only take effect when the component is built: models, threads, the gallery file.
-# They are read-only parameters (restart the node to change them) rather than rebuilding models
-# under a running stream.
-RESTART_ONLY = frozenset({"detector.model_range", "detector.num_threads", "detector.backend",
-                          "embedder.model", "embedder.num_threads", "gallery.path"})
+from ..config import RecognizerConfig, default_config_path, ros_parameters
+from ..options import check_value, iter_options, option, set_option
 
 
 @dataclass(frozen=True)
@@ -70,10 +63,6 @@ NODE_PARAMS: tuple[NodeParam, ...] = (
               low=1.0, high=3600.0),
 )
 NODE_PARAM_NAMES = frozenset(p.name for p in NODE_PARAMS)
-
-
-def default_config_path() -> Path:
-    return package_share_dir() / "config" / CONFIG_FILE
 
 
 def load_defaults(path: Path | None = None) -> tuple[RecognizerConfig, dict[str, Any]]:
@@ -145,7 +134,7 @@ def declarations(config: RecognizerConfig, node_defaults: dict[str, Any]
         meta = f.metadata
         out.append((name, value, descriptor(
             name, value, meta["description"], low=meta.get("low"), high=meta.get("high"),
-            choices=meta.get("choices"), read_only=bool(meta.get("read_only")) or name in RESTART_ONLY)))
+            choices=meta.get("choices"), read_only=bool(meta.get("read_only")))))
     for p in NODE_PARAMS:
         value = node_defaults[p.name]
         out.append((p.name, value, descriptor(p.name, value, p.description, low=p.low, high=p.high,
@@ -154,18 +143,13 @@ def declarations(config: RecognizerConfig, node_defaults: dict[str, Any]
 
 
 def validate_changes(config: RecognizerConfig, changes: dict[str, Any]) -> RecognizerConfig:
-    """A copy of config with the core-option changes applied; ValueError names the first bad one.
-
-    Also checks what no single option can: tracking.min_evidence <= tracking.evidence_window.
-    """
+    """A copy of config with the core-option changes applied and every rule checked, the rules
+    between options included; ValueError names the first bad one."""
     candidate = copy.deepcopy(config)
     for name, value in changes.items():
         if name in NODE_PARAM_NAMES:
             check_node_value(name, value)
         else:
             set_option(candidate, name, value)
-    tracking = candidate.tracking
-    if tracking.min_evidence > tracking.evidence_window:
-        raise ValueError(f"tracking.min_evidence ({tracking.min_evidence}) cannot exceed "
-                         f"tracking.evidence_window ({tracking.evidence_window})")
+    candidate.validate()
     return candidate

@@ -15,6 +15,7 @@ import numpy as np
 from ..core.matching import identity_similarities
 from ..gallery.model import Snapshot
 from ..types import UNKNOWN
+from .options import check_evidence
 from .strangers import is_cluster_label
 
 
@@ -51,8 +52,7 @@ class TemporalLabel:
     """
 
     def __init__(self, window: int, min_evidence: int, margin: float) -> None:
-        if min_evidence > window:
-            raise ValueError(f"min_evidence ({min_evidence}) cannot exceed evidence_window ({window})")
+        check_evidence(window, min_evidence)
         self.min_evidence = min_evidence
         self.margin = margin
         self.evidence: deque[np.ndarray] = deque(maxlen=window)

@@ -15,6 +15,13 @@ from ..types import UNKNOWN
 CLUSTER_PREFIX = f"{UNKNOWN}_"
 
 
+class UnknownCluster(KeyError):
+    """No stranger cluster of that label (never made, enrolled already, or dropped)."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message and add quotes
+        return str(self.args[0]) if self.args else "unknown cluster"
+
+
 def is_cluster_label(label: str) -> bool:
     return label.startswith(CLUSTER_PREFIX) and label[len(CLUSTER_PREFIX):].isdigit()
 
@@ -78,10 +85,13 @@ class UnknownClusters:
     def discard(self, label: str) -> None:
         self._clusters.pop(label, None)
 
-    def pop(self, label: str) -> np.ndarray:
-        """Remove a cluster and return its samples (KeyError if there is none)."""
-        cluster = self._clusters.pop(label, None)
-        if cluster is None:
+    def require(self, label: str) -> None:
+        """UnknownCluster (a KeyError) naming the current clusters, unless ``label`` is one."""
+        if label not in self._clusters:
             known = ", ".join(self._clusters) or "none"
-            raise KeyError(f"no unknown cluster {label!r} (current: {known})")
-        return cluster.samples
+            raise UnknownCluster(f"no unknown cluster {label!r} (current: {known})")
+
+    def pop(self, label: str) -> np.ndarray:
+        """Remove a cluster and return its samples (UnknownCluster if there is none)."""
+        self.require(label)
+        return self._clusters.pop(label).samples

@@ -5,31 +5,30 @@ only the faces that need it (new or unresolved tracks first, settled ones every
 ``reembed_interval`` frames or after a big pose/size change, at most
 ``max_embeddings_per_frame``), and name each track from its recent evidence. On top of the
 tracks: events (appeared, identified, label changed, left), live enrolment of the person in
-view, and optional clustering of strangers into unknown_1, unknown_2, ...
+view (enrolment.py), and optional clustering of strangers into unknown_1, unknown_2, ...
+(strangers.py), which can be enrolled under a name.
 
 Every public method holds the recognizer's lock, so a service thread (enrol, rename) and the
-image thread never interleave inside a frame.
+image thread never interleave inside a frame. The node and the CLI use the same methods.
 """
 from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
-from enum import Enum
 
-import cv2
 import numpy as np
 
-from ..core.alignment import align_face, face_pose, quality_problem
-from ..config import TrackingConfig
-from ..gallery.model import validate_name
-from ..gallery.store import GalleryNotSaved
+from ..core.alignment import align_face, face_pose
 from ..core.recognizer import EnrollResult, FaceRecognizer
+from ..gallery.model import NameTaken, validate_name
+from ..gallery.store import GalleryNotSaved
+from ..types import UNKNOWN, Detection, Face
+from .enrolment import ACTIVE_STATES, EnrollmentStatus, EnrollState, LiveEnrolment
 from .identity import EventType, FaceEvent, TemporalLabel, is_name
+from .options import TrackingOptions
 from .strangers import UnknownClusters
 from .tracker import FaceTracker, Track
-from ..types import UNKNOWN, Detection, Face
 
 
 @dataclass
@@ -41,50 +40,6 @@ class StreamResult:
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage
 
 
-class EnrollState(str, Enum):
-    IDLE = "idle"  # no live enrolment was started
-    WAITING = "waiting"  # started; waiting for the face to enrol to be in view
-    COLLECTING = "collecting"
-    DONE = "done"  # samples were added to the gallery
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-ACTIVE_STATES = (EnrollState.WAITING, EnrollState.COLLECTING)
-
-
-@dataclass(frozen=True)
-class EnrollmentStatus:
-    state: EnrollState
-    name: str = ""
-    collected: int = 0
-    needed: int = 0
-    track_id: int = -1  # the track being enrolled (-1 while waiting)
-    message: str = ""
-    skipped: dict[str, int] = field(default_factory=dict)  # frames not taken, by reason
-    result: EnrollResult | None = None  # set when DONE
-
-
-@dataclass(eq=False)
-class _Enrollment:
-    name: str
-    needed: int
-    requested_track: int
-    overwrite: bool
-    state: EnrollState = EnrollState.WAITING
-    track: Track | None = None
-    started: float | None = None  # stamp of the first frame processed after start
-    samples: list[np.ndarray] = field(default_factory=list)
-    skipped: Counter = field(default_factory=Counter)
-    message: str = "waiting for the face to enrol"
-    result: EnrollResult | None = None
-
-    def status(self) -> EnrollmentStatus:
-        track_id = self.track.id if self.track is not None else -1
-        return EnrollmentStatus(self.state, self.name, len(self.samples), self.needed, track_id,
-                                self.message, dict(self.skipped), self.result)
-
-
 @dataclass(eq=False)
 class _TrackInfo:
     identity: TemporalLabel
@@ -94,49 +49,46 @@ class _TrackInfo:
     named_once: bool = False
 
 
-def sharpness(chip: np.ndarray) -> float:
-    """Variance of the Laplacian of the grey chip: low for blurred (motion, focus) faces."""
-    return float(cv2.Laplacian(cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
-
-
 class StreamRecognizer:
     """`StreamRecognizer(recognizer).process(rgb, stamp) -> StreamResult`, frame after frame.
 
     ``stamp`` is the frame time in seconds (the camera's, so replays behave like live runs);
     a stamp earlier than the previous one (a looped bag, a new camera) drops every track.
+    ``options`` defaults to the recognizer's config's tracking group (read live, like the
+    recognizer's). Streams of several cameras that see the same people share one
+    ``strangers``, so a stranger seen by two cameras is one unknown_<n>.
     """
 
-    def __init__(self, recognizer: FaceRecognizer, config: TrackingConfig | None = None) -> None:
+    def __init__(self, recognizer: FaceRecognizer, options: TrackingOptions | None = None, *,
+                 strangers: UnknownClusters | None = None) -> None:
         self.recognizer = recognizer
-        self.config = config or recognizer.config.tracking
-        if self.config.min_evidence > self.config.evidence_window:
-            raise ValueError(f"tracking.min_evidence ({self.config.min_evidence}) cannot exceed "
-                             f"tracking.evidence_window ({self.config.evidence_window})")
-        self.tracker = FaceTracker(self.config)
-        self.clusters = UnknownClusters(self._cluster_threshold(), self.config.max_unknown_clusters)
+        # A RecognizerConfig (config.py) carries the tracking group next to the recognizer's.
+        self.options: TrackingOptions = options or recognizer.config.tracking
+        self.tracker = FaceTracker(self.options)
+        self.strangers = strangers or UnknownClusters(self._cluster_threshold(),
+                                                      self.options.max_unknown_clusters)
         self._infos: dict[Track, _TrackInfo] = {}
         self._lock = recognizer.lock  # one lock for models, gallery and tracks
         self._enrollment_changed = threading.Condition(self._lock)
-        self._enrollment: _Enrollment | None = None
+        self._enrollment: LiveEnrolment | None = None
         self._frame = 0
         self._last_stamp: float | None = None
 
     def _cluster_threshold(self) -> float:
-        configured = self.config.cluster_threshold
-        return self.recognizer.threshold if configured < 0 else configured
+        return self.options.cluster_threshold_or(self.recognizer.threshold)
 
     # --- frames ---------------------------------------------------------------------------
     def process(self, rgb: np.ndarray, stamp: float) -> StreamResult:
         """Faces in this frame with track ids and temporal labels, plus the events it caused."""
         with self._lock:
-            if not self.config.enabled:
+            if not self.options.enabled:
                 return self._process_untracked(rgb)
             t0 = time.perf_counter()
             events: list[FaceEvent] = []
             if self._last_stamp is not None and stamp < self._last_stamp:
                 events += self._left(self.tracker.reset(), stamp)
             self._last_stamp = stamp
-            detected = self._frame % self.config.detect_interval == 0
+            detected = self._frame % self.options.detect_interval == 0
             confirmed: list[Track] = []
             embedded: dict[Track, np.ndarray] = {}
             t_detect = t_embed = 0.0
@@ -148,16 +100,20 @@ class StreamRecognizer:
                 confirmed = update.confirmed
                 events += self._left(update.removed, stamp)
                 self._infos = {t: self._infos.get(t) or self._new_info() for t in self.tracker.tracks}
-                self._update_enrollment_target(pairs, stamp)
-                t1 = time.perf_counter()
-                embedded = self._embed(rgb, pairs)
-                t_embed = time.perf_counter() - t1
-                self._collect_enrollment_samples(rgb, pairs, embedded)
             else:
                 pairs = [(t, t.predicted_detection(stamp)) for t in self.tracker.visible()]
+            # Why each face cannot be embedded ('' = it can): judged once per face and frame.
+            refused = dict(zip((t for t, _ in pairs),
+                               self.recognizer.quality_problems([d for _, d in pairs])))
+            if detected:
+                self._follow_enrollment(pairs, stamp)
+                t1 = time.perf_counter()
+                embedded = self._embed(rgb, pairs, refused)
+                t_embed = time.perf_counter() - t1
+                self._collect_enrollment_sample(rgb, pairs, embedded, refused)
             self._update_identities(embedded, stamp)
             events += self._label_events(stamp)
-            faces = [self._face(track, det, track in confirmed, embedded.get(track))
+            faces = [self._face(track, det, track in confirmed, embedded.get(track), refused[track])
                      for track, det in pairs if track.confirmed]
             self._frame += 1
             total = time.perf_counter() - t0
@@ -173,44 +129,41 @@ class StreamRecognizer:
             return events
 
     def _process_untracked(self, rgb: np.ndarray) -> StreamResult:
-        faces = self.recognizer.process(rgb)
-        timings = dict(self.recognizer.timings)
-        return StreamResult(faces, [], int(timings.get("embedded", 0)), True, timings)
+        recognition = self.recognizer.recognize(rgb)
+        return StreamResult(recognition.faces, [], recognition.embedded, True, recognition.timings)
 
     def _new_info(self) -> _TrackInfo:
-        c = self.config
-        return _TrackInfo(TemporalLabel(c.evidence_window, c.min_evidence, c.label_margin))
+        o = self.options
+        return _TrackInfo(TemporalLabel(o.evidence_window, o.min_evidence, o.label_margin))
 
-    def _embed(self, rgb: np.ndarray, pairs: list[tuple[Track, Detection]]) -> dict[Track, np.ndarray]:
+    def _embed(self, rgb: np.ndarray, pairs: list[tuple[Track, Detection]],
+               refused: dict[Track, str]) -> dict[Track, np.ndarray]:
         """Embed the faces that need it most, within the per-frame budget."""
-        c = self.config
-        quality = self.recognizer.quality
+        o = self.options
         target = self._enrollment.track if self._active() else None
         wanted = []
         for track, detection in pairs:
-            if quality_problem(detection, quality):
+            if refused[track]:
                 continue
             info = self._infos[track]
             if track is target:
                 priority = 0
             elif not info.identity.decided:
                 priority = 1
-            elif (self._frame - info.last_embedded >= c.reembed_interval
+            elif (self._frame - info.last_embedded >= o.reembed_interval
                   or self._pose_changed(info, detection)):
                 priority = 2
             else:
                 continue
             wanted.append((priority, info.last_embedded, len(wanted), track, detection))
         wanted.sort(key=lambda w: w[:3])
-        chosen = wanted[:c.max_embeddings_per_frame]
+        chosen = wanted[:o.max_embeddings_per_frame]
         if not chosen:
             return {}
-        embeddings, reasons = self.recognizer.embed(rgb, [w[4] for w in chosen])
-        out, rows = {}, iter(embeddings)
-        for (_, _, _, track, detection), reason in zip(chosen, reasons):
-            if reason:
-                continue
-            out[track] = next(rows)
+        embeddings, _ = self.recognizer.embed(rgb, [w[4] for w in chosen], reasons=[""] * len(chosen))
+        out = {}
+        for (_, _, _, track, detection), embedding in zip(chosen, embeddings):
+            out[track] = embedding
             info = self._infos[track]
             info.last_embedded, info.pose = self._frame, face_pose(detection)
         return out
@@ -220,8 +173,8 @@ class StreamRecognizer:
             return True
         eye, yaw = face_pose(detection)
         last_eye, last_yaw = info.pose
-        return (abs(yaw - last_yaw) > self.config.reembed_yaw_change
-                or abs(eye / max(last_eye, 1e-6) - 1.0) > self.config.reembed_scale_change)
+        return (abs(yaw - last_yaw) > self.options.reembed_yaw_change
+                or abs(eye / max(last_eye, 1e-6) - 1.0) > self.options.reembed_scale_change)
 
     def _update_identities(self, embedded: dict[Track, np.ndarray], stamp: float) -> None:
         snapshot = self.recognizer.gallery.snapshot()
@@ -232,12 +185,17 @@ class StreamRecognizer:
             if embedding is not None:
                 identity.add(embedding)
                 if identity.cluster and identity.label == identity.cluster:
-                    self.clusters.add(identity.cluster, embedding, stamp)
+                    self.strangers.add(identity.cluster, embedding, stamp)
             identity.update(snapshot, threshold)
-            if (self.config.cluster_unknowns and track.confirmed and identity.decided
+            if (self.options.cluster_unknowns and track.confirmed and identity.decided
                     and identity.label == UNKNOWN and not identity.cluster):
-                samples = np.stack(identity.evidence)
-                identity.file_under(self.clusters.assign(identity.mean_embedding(), samples, stamp))
+                identity.file_under(self._file_stranger(identity, stamp))
+
+    def _file_stranger(self, identity: TemporalLabel, stamp: float) -> str:
+        """The unknown_<n> of a track that settled as unknown, by the options in effect now."""
+        self.strangers.threshold = self._cluster_threshold()
+        self.strangers.max_clusters = self.options.max_unknown_clusters
+        return self.strangers.assign(identity.mean_embedding(), np.stack(identity.evidence), stamp)
 
     def _label_events(self, stamp: float) -> list[FaceEvent]:
         events = []
@@ -268,17 +226,17 @@ class StreamRecognizer:
                 events.append(FaceEvent(EventType.LEFT, track.id, info.identity.label, "",
                                         info.identity.similarity, stamp))
             enrollment = self._enrollment
-            if enrollment is not None and enrollment.track is track and enrollment.state in ACTIVE_STATES:
-                self._finish_enrollment(EnrollState.FAILED, f"the face being enrolled left the view after "
-                                        f"{len(enrollment.samples)} of {enrollment.needed} samples")
+            if self._active() and enrollment.track is track:
+                enrollment.finish(EnrollState.FAILED, "the face being enrolled left the view after "
+                                  f"{enrollment.progress()}")
         return events
 
-    def _face(self, track: Track, detection: Detection, is_new: bool, embedding: np.ndarray | None) -> Face:
+    def _face(self, track: Track, detection: Detection, is_new: bool, embedding: np.ndarray | None,
+              refused: str) -> Face:
         identity = self._infos[track].identity
         return Face(detection=detection, label=identity.label, similarity=identity.similarity,
                     candidate=identity.candidate, margin=identity.candidate_margin, track_id=track.id,
-                    is_new_track=is_new, rejected=quality_problem(detection, self.recognizer.quality),
-                    embedding=embedding)
+                    is_new_track=is_new, rejected=refused, embedding=embedding)
 
     # --- live enrolment -------------------------------------------------------------------
     def start_enrollment(self, name: str, num_samples: int, track_id: int = -1,
@@ -290,27 +248,28 @@ class StreamRecognizer:
         :meth:`enrollment_status`; the samples go to the gallery when all are in.
         """
         with self._lock:
-            if not self.config.enabled:
+            if not self.options.enabled:
                 raise ValueError("live enrolment follows a face track; set tracking.enabled to true")
             if self._active():
                 raise ValueError(f"an enrolment of {self._enrollment.name!r} is in progress; cancel it first")
             name = validate_name(name)
-            cap = self.recognizer.config.gallery.max_samples_per_person
+            cap = self.recognizer.gallery.max_samples_per_person or num_samples
             if not 1 <= num_samples <= cap:
                 raise ValueError(f"num_samples must be between 1 and {cap} (gallery.max_samples_per_person)")
             if track_id >= 0 and not any(t.id == track_id for t in self.tracker.tracks):
                 raise ValueError(f"no face track {track_id} in view")
-            self._enrollment = _Enrollment(name, num_samples, track_id, overwrite)
+            self._enrollment = LiveEnrolment(name, num_samples, track_id, overwrite, self._enrollment_changed)
             return self._enrollment.status()
 
     def enrollment_status(self) -> EnrollmentStatus:
         with self._lock:
             return self._enrollment.status() if self._enrollment else EnrollmentStatus(EnrollState.IDLE)
 
-    def cancel_enrollment(self) -> EnrollmentStatus:
+    def cancel_enrollment(self, message: str = "cancelled; nothing was enrolled") -> EnrollmentStatus:
+        """Stop a live enrolment in progress; nothing of it is enrolled."""
         with self._lock:
             if self._active():
-                self._finish_enrollment(EnrollState.CANCELLED, "cancelled; nothing was enrolled")
+                self._enrollment.finish(EnrollState.CANCELLED, message)
             return self.enrollment_status()
 
     def wait_for_enrollment(self, timeout: float | None = None) -> EnrollmentStatus:
@@ -319,58 +278,35 @@ class StreamRecognizer:
             self._enrollment_changed.wait_for(lambda: not self._active(), timeout)
             return self.enrollment_status()
 
+    def enroll_live(self, name: str, num_samples: int, track_id: int = -1, overwrite: bool = False,
+                    timeout: float | None = None) -> EnrollmentStatus:
+        """Start a live enrolment and wait for its outcome, cancelling it after ``timeout``
+        seconds; frames must keep coming from another thread. ValueError for a bad request."""
+        self.start_enrollment(name, num_samples, track_id, overwrite)
+        status = self.wait_for_enrollment(timeout)
+        if status.state in ACTIVE_STATES:
+            status = self.cancel_enrollment(f"gave up after {timeout:g} s: nothing was enrolled")
+        return status
+
     def _active(self) -> bool:
-        return self._enrollment is not None and self._enrollment.state in ACTIVE_STATES
+        return self._enrollment is not None and self._enrollment.active
 
-    def _update_enrollment_target(self, pairs: list[tuple[Track, Detection]], stamp: float) -> None:
-        if not self._active():
-            return
-        enrollment = self._enrollment
-        if enrollment.started is None:
-            enrollment.started = stamp
-        if stamp - enrollment.started > self.config.enroll_timeout:
-            self._finish_enrollment(EnrollState.FAILED, f"timed out after {self.config.enroll_timeout:g} s "
-                                    f"with {len(enrollment.samples)} of {enrollment.needed} samples")
-            return
-        if enrollment.track is not None and enrollment.track not in self._infos:
-            self._finish_enrollment(EnrollState.FAILED, "the face being enrolled was lost after "
-                                    f"{len(enrollment.samples)} of {enrollment.needed} samples")
-            return
-        if enrollment.track is not None or not pairs:
-            return
-        if enrollment.requested_track < 0:
-            enrollment.track = max(pairs, key=lambda p: p[1].width * p[1].height)[0]
-        else:
-            enrollment.track = next((t for t, _ in pairs if t.id == enrollment.requested_track), None)
-        if enrollment.track is not None:
-            enrollment.state, enrollment.message = EnrollState.COLLECTING, "collecting samples"
+    def _follow_enrollment(self, pairs: list[tuple[Track, Detection]], stamp: float) -> None:
+        if self._active():
+            self._enrollment.follow(pairs, set(self._infos), stamp, self.options.enroll_timeout)
 
-    def _collect_enrollment_samples(self, rgb: np.ndarray, pairs: list[tuple[Track, Detection]],
-                                    embedded: dict[Track, np.ndarray]) -> None:
+    def _collect_enrollment_sample(self, rgb: np.ndarray, pairs: list[tuple[Track, Detection]],
+                                   embedded: dict[Track, np.ndarray], refused: dict[Track, str]) -> None:
         if not self._active() or self._enrollment.track is None:
             return
-        enrollment, c = self._enrollment, self.config
-        track = enrollment.track
+        track = self._enrollment.track
         detection = next((d for t, d in pairs if t is track), None)
         if detection is None:
             return  # not seen in this frame
-        embedding = embedded.get(track)
-        if embedding is None:
-            enrollment.skipped[quality_problem(detection, self.recognizer.quality).split(":")[0]
-                               or "over the frame's embedding budget"] += 1
-            return
-        yaw = face_pose(detection)[1]
-        if abs(yaw) > c.enroll_max_yaw:
-            enrollment.skipped["turned away"] += 1
-        elif sharpness(align_face(rgb, detection, self.recognizer.template)) < c.enroll_min_sharpness:
-            enrollment.skipped["blurred"] += 1
-        elif (enrollment.samples
-              and float(np.max(np.stack(enrollment.samples) @ embedding)) > c.enroll_max_similarity):
-            enrollment.skipped["near duplicate"] += 1
-        else:
-            enrollment.samples.append(embedding)
-            enrollment.message = f"collected {len(enrollment.samples)} of {enrollment.needed} samples"
-        if len(enrollment.samples) >= enrollment.needed:
+        complete = self._enrollment.consider(
+            detection, embedded.get(track), refused[track],
+            lambda: align_face(rgb, detection, self.recognizer.template), self.options)
+        if complete:
             self._commit_enrollment()
 
     def _commit_enrollment(self) -> None:
@@ -379,49 +315,50 @@ class StreamRecognizer:
             enrollment.result = self.recognizer.add_samples(enrollment.name, np.stack(enrollment.samples),
                                                             overwrite=enrollment.overwrite)
         except ValueError as exc:
-            self._finish_enrollment(EnrollState.FAILED, f"could not add the samples: {exc}")
+            enrollment.finish(EnrollState.FAILED, f"could not add the samples: {exc}")
             return
         except GalleryNotSaved as exc:
-            self._finish_enrollment(EnrollState.FAILED, f"nothing was enrolled: {exc}")
+            enrollment.finish(EnrollState.FAILED, f"nothing was enrolled: {exc}")
             return
         info = self._infos.get(enrollment.track)
         if info is not None:
             if info.identity.cluster:
                 self._dissolve_cluster(info.identity.cluster)
             info.identity.reconsider()
-        self._finish_enrollment(EnrollState.DONE, f"enrolled {enrollment.name}: {enrollment.result.added} "
-                                f"samples, {enrollment.result.total} in total")
-
-    def _finish_enrollment(self, state: EnrollState, message: str) -> None:
-        self._enrollment.state, self._enrollment.message = state, message
-        self._enrollment_changed.notify_all()
+        enrollment.finish(EnrollState.DONE, f"enrolled {enrollment.name}: {enrollment.result.added} "
+                          f"samples, {enrollment.result.total} in total")
 
     # --- unknown people -------------------------------------------------------------------
     def unknown_clusters(self) -> list[str]:
         with self._lock:
-            return self.clusters.labels()
+            return self.strangers.labels()
 
-    def promote_unknown(self, cluster_label: str, name: str) -> EnrollResult:
+    def promote_unknown(self, cluster_label: str, name: str, *, merge: bool = False) -> EnrollResult:
         """Enrol a stranger cluster (unknown_k) as `name`; its tracks are named from the next frame.
 
-        Onto an enrolled name the samples are added to that person's.
+        Onto an enrolled name only with ``merge`` (the samples are added to that person's);
+        else NameTaken. UnknownCluster when there is no such cluster (any more).
         """
         with self._lock:
             name = validate_name(name)
-            samples = self.clusters.pop(cluster_label)
+            self.strangers.require(cluster_label)
+            if name in self.recognizer.gallery and not merge:
+                raise NameTaken(f"{name!r} is already enrolled; set merge to add {cluster_label}'s "
+                                "samples to it")
+            samples = self.strangers.pop(cluster_label)
             try:
                 result = self.recognizer.add_samples(name, samples)
             except (ValueError, GalleryNotSaved):  # the gallery did not change
-                self.clusters.restore(cluster_label, samples)
+                self.strangers.restore(cluster_label, samples)
                 raise
             finally:
-                if cluster_label not in self.clusters.labels():  # now in the gallery
+                if cluster_label not in self.strangers.labels():  # now in the gallery
                     self._dissolve_cluster(cluster_label)
             return result
 
     def _dissolve_cluster(self, label: str) -> None:
         """Tracks filed under this cluster decide their label afresh (the gallery changed)."""
-        self.clusters.discard(label)
+        self.strangers.discard(label)
         for info in self._infos.values():
             if info.identity.cluster == label:
                 info.identity.cluster = ""

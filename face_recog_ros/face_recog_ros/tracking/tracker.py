@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..config import TrackingConfig
+from .options import TrackingOptions
 from ..types import Detection
 
 # Share of the prediction error folded into a track's velocity per observation: smooths
@@ -116,8 +116,8 @@ class FaceTracker:
     unseen, then it is removed.
     """
 
-    def __init__(self, config: TrackingConfig) -> None:
-        self.config = config
+    def __init__(self, options: TrackingOptions) -> None:
+        self.options = options
         self.tracks: list[Track] = []
         self._ids = itertools.count(1)
 
@@ -130,7 +130,7 @@ class FaceTracker:
         assigned: list[Track | None] = [None] * len(detections)
         if self.tracks and detections:
             predictions = np.array([t.predict(stamp) for t in self.tracks])
-            gates = self.config.max_keypoint_distance * np.sqrt([1.0 + t.misses for t in self.tracks])
+            gates = self.options.max_keypoint_distance * np.sqrt([1.0 + t.misses for t in self.tracks])
             cost, allowed = association_cost(np.array(states), predictions, gates)
             rows, cols = linear_sum_assignment(np.where(allowed, cost, _FORBIDDEN))
             for r, c in zip(rows, cols):
@@ -143,7 +143,7 @@ class FaceTracker:
                 kept.append(track)
                 continue
             track.misses += 1
-            if track.confirmed and track.misses <= self.config.max_age:
+            if track.confirmed and track.misses <= self.options.max_age:
                 kept.append(track)
             elif track.confirmed:
                 removed.append(track)
@@ -155,7 +155,7 @@ class FaceTracker:
                 kept.append(track)
             else:
                 track.observe(detection, state, stamp)
-            if not track.confirmed and track.hits >= self.config.min_hits:
+            if not track.confirmed and track.hits >= self.options.min_hits:
                 track.id = next(self._ids)
                 confirmed.append(track)
         self.tracks = kept
