@@ -13,6 +13,7 @@ from std_msgs.msg import Header
 from face_recog_ros.io.image_messages import (
     SUPPORTED_ENCODINGS,
     ImageConversionError,
+    Refusal,
     UnsupportedEncoding,
     compressed_to_rgb,
     image_to_rgb,
@@ -148,6 +149,34 @@ def test_bad_sizes_raise_before_reading(msg: Image, match: str) -> None:
 def test_longer_data_is_allowed_and_ignored() -> None:
     msg = _bgr(2, 2, size=12 + 100)
     assert image_to_rgb(msg).shape == (2, 2, 3)
+
+
+@pytest.mark.parametrize("msg,cause", [
+    (_bgr(0, 10, step=30, size=0), Refusal.ZERO_SIZE),
+    (_bgr(10, 10, step=29), Refusal.STEP_TOO_SMALL),
+    (_bgr(10, 10, size=299), Refusal.DATA_TOO_SHORT),
+    (Image(height=4, width=5, step=10, encoding="yuv422", data=b"\0" * 40), Refusal.ODD_SIZE),
+    (Image(height=2, width=2, step=16, encoding="16UC1", data=b"\0" * 64), Refusal.UNSUPPORTED_ENCODING),
+    (_bgr(100_000, 100_000, step=300_000, size=16), Refusal.TOO_LARGE),
+    (_bgr(2, 2, size=12 + 100), Refusal.DATA_TOO_LONG),  # with exact=True only
+])
+def test_refusals_carry_their_cause(msg: Image, cause: Refusal) -> None:
+    """The node counts refused frames by this cause, not by reading the message text."""
+    with pytest.raises(ImageConversionError) as refused:
+        image_to_rgb(msg, exact=True)
+    assert refused.value.cause is cause
+
+
+@pytest.mark.parametrize("data,fmt,cause", [
+    (b"", "jpeg", Refusal.EMPTY_DATA),
+    (b"\x89PNG\r\n\x1a\n" + bytes(100), "png", Refusal.CORRUPT_COMPRESSED),
+    (b"\xff\xd8\xff\xe0" + bytes(200), "jpeg", Refusal.CORRUPT_COMPRESSED),
+    (b"\x00" * 64, "16UC1; compressedDepth", Refusal.UNSUPPORTED_ENCODING),
+])
+def test_compressed_refusals_carry_their_cause(data: bytes, fmt: str, cause: Refusal) -> None:
+    with pytest.raises(ImageConversionError) as refused:
+        compressed_to_rgb(CompressedImage(format=fmt, data=data))
+    assert refused.value.cause is cause
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Callable
 
 import cv2
@@ -24,12 +25,33 @@ if TYPE_CHECKING:  # decoding reads attributes only, so rosbags' messages work w
 DEFAULT_MAX_PIXELS = 7680 * 4320
 
 
+class Refusal(str, Enum):
+    """Why a message cannot be turned into an RGB image: counted and logged by cause."""
+
+    ZERO_SIZE = "zero_size"  # width or height is 0
+    TOO_LARGE = "too_large"  # more pixels than max_pixels
+    STEP_TOO_SMALL = "step_too_small"  # row stride shorter than one row of the encoding
+    ODD_SIZE = "odd_size"  # odd width/height for a chroma-subsampled encoding
+    DATA_TOO_SHORT = "data_too_short"  # fewer bytes than step * rows
+    DATA_TOO_LONG = "data_too_long"  # more bytes than step * rows (exact=True): sizes or encoding lie
+    UNSUPPORTED_ENCODING = "unsupported_encoding"  # unknown, 16-bit, float, Bayer, compressedDepth
+    EMPTY_DATA = "empty_data"  # compressed image without bytes
+    CORRUPT_COMPRESSED = "corrupt_compressed"  # JPEG/PNG that does not decode
+
+
 class ImageConversionError(ValueError):
-    """The message cannot be turned into an RGB image (bad sizes, corrupt data, too large)."""
+    """The message cannot be turned into an RGB image; ``cause`` says why, the message how."""
+
+    def __init__(self, message: str, cause: Refusal) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class UnsupportedEncoding(ImageConversionError):
     """The encoding is valid ROS but not one this node can read (e.g. 16-bit or float)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, Refusal.UNSUPPORTED_ENCODING)
 
 
 @dataclass(frozen=True)
@@ -74,38 +96,30 @@ def _find_layout(encoding: str) -> _Layout | None:
     return _LAYOUTS.get(encoding) or _LAYOUTS.get(encoding.lower())
 
 
-def buffer_rows(msg: Image) -> int:
-    """Rows of `step` bytes the message's data must hold (NV12/NV21 carry a half-height chroma plane)."""
-    layout = _find_layout(msg.encoding)
-    return msg.height * layout.rows_num // layout.rows_den if layout else msg.height
-
-
-def has_odd_size(msg: Image) -> bool:
-    """A chroma-subsampled encoding with a width or height it cannot have (two pixels share chroma)."""
-    layout = _find_layout(msg.encoding)
-    return bool(layout and ((layout.even_width and msg.width % 2) or (layout.even_height and msg.height % 2)))
-
-
 def _check_size(width: int, height: int, max_pixels: int | None) -> None:
     if width <= 0 or height <= 0:
-        raise ImageConversionError(f"image has zero size ({width}x{height})")
+        raise ImageConversionError(f"image has zero size ({width}x{height})", Refusal.ZERO_SIZE)
     if max_pixels is not None and width * height > max_pixels:
         raise ImageConversionError(
-            f"image {width}x{height} has {width * height} pixels, more than max_pixels={max_pixels}"
-        )
+            f"image {width}x{height} has {width * height} pixels, more than max_pixels={max_pixels}",
+            Refusal.TOO_LARGE)
 
 
-def image_to_rgb(msg: Image, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def image_to_rgb(msg: Image, max_pixels: int | None = DEFAULT_MAX_PIXELS, *,
+                 exact: bool = False) -> np.ndarray:
     """Decode a raw sensor_msgs/Image into an (H, W, 3) uint8 RGB array.
 
     For rgb8 without row padding the result is a read-only view of msg.data (no copy): copy it
     before drawing on it. Every other case returns a new array. Only the first step * rows bytes
-    are read; extra trailing bytes are ignored. is_bigendian does not matter for the supported
-    8-bit encodings. Encoding names are matched case-insensitively.
+    are read; extra trailing bytes are ignored, unless ``exact``: then they mean that the sizes or
+    the encoding do not describe the data (a mono image labelled bgr8 and the like), and the
+    message is refused. is_bigendian does not matter for the supported 8-bit encodings. Encoding
+    names are matched case-insensitively.
 
     Raises UnsupportedEncoding for encodings outside SUPPORTED_ENCODINGS (16-bit, float, Bayer, ...)
     and ImageConversionError for zero size, more than max_pixels pixels, step shorter than a row,
-    odd sizes for chroma-subsampled encodings, or data shorter than step * rows.
+    odd sizes for chroma-subsampled encodings, or data shorter than step * rows; its ``cause``
+    says which.
     """
     encoding = msg.encoding
     layout = _find_layout(encoding)
@@ -116,21 +130,24 @@ def image_to_rgb(msg: Image, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.
     width, height, step = int(msg.width), int(msg.height), int(msg.step)
     _check_size(width, height, max_pixels)
     if layout.even_width and width % 2:
-        raise ImageConversionError(f"{encoding} needs an even width, got {width}")
+        raise ImageConversionError(f"{encoding} needs an even width, got {width}", Refusal.ODD_SIZE)
     if layout.even_height and height % 2:
-        raise ImageConversionError(f"{encoding} needs an even height, got {height}")
+        raise ImageConversionError(f"{encoding} needs an even height, got {height}", Refusal.ODD_SIZE)
     row_bytes = width * layout.bytes_per_pixel
     if step < row_bytes:
         raise ImageConversionError(
-            f"step {step} is shorter than one {encoding} row of width {width} ({row_bytes} bytes)"
-        )
+            f"step {step} is shorter than one {encoding} row of width {width} ({row_bytes} bytes)",
+            Refusal.STEP_TOO_SMALL)
     rows = height * layout.rows_num // layout.rows_den
     needed = step * rows
     if len(msg.data) < needed:
         raise ImageConversionError(
             f"{encoding} image {width}x{height} with step {step} needs {needed} bytes, "
-            f"data has {len(msg.data)}"
-        )
+            f"data has {len(msg.data)}", Refusal.DATA_TOO_SHORT)
+    if exact and len(msg.data) > needed:
+        raise ImageConversionError(
+            f"{encoding} image {width}x{height} with step {step} has {len(msg.data) - needed} bytes "
+            "more than it needs; its sizes or encoding do not describe the data", Refusal.DATA_TOO_LONG)
     buf = np.frombuffer(msg.data, dtype=np.uint8, count=needed)  # no copy
     view = buf.reshape(rows, step)[:, :row_bytes]  # strided view: row padding skipped, no copy
     if layout.bytes_per_pixel > 1:
@@ -169,7 +186,8 @@ def _header_size(data: np.ndarray) -> tuple[int, int] | None:
         if marker in (0xD9, 0xDA):  # end of image or start of scan before any frame header
             break
         i += 2 if 0xD0 <= marker <= 0xD7 or marker == 0x01 else 2 + struct.unpack(">H", raw[i + 2 : i + 4])[0]
-    raise ImageConversionError(f"JPEG without a readable frame header ({len(raw)} bytes)")
+    raise ImageConversionError(f"JPEG without a readable frame header ({len(raw)} bytes)",
+                               Refusal.CORRUPT_COMPRESSED)
 
 
 def compressed_to_rgb(msg: CompressedImage, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -181,7 +199,7 @@ def compressed_to_rgb(msg: CompressedImage, max_pixels: int | None = DEFAULT_MAX
     if "compresseddepth" in msg.format.lower():
         raise UnsupportedEncoding(f"unsupported compressed format {msg.format!r} (depth images)")
     if len(msg.data) == 0:
-        raise ImageConversionError("compressed image has no data")
+        raise ImageConversionError("compressed image has no data", Refusal.EMPTY_DATA)
     buf = np.frombuffer(msg.data, dtype=np.uint8)
     size = _header_size(buf)
     if size is not None:
@@ -189,7 +207,7 @@ def compressed_to_rgb(msg: CompressedImage, max_pixels: int | None = DEFAULT_MAX
     bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if bgr is None:
         raise ImageConversionError(
-            f"could not decode compressed image (format {msg.format!r}, {len(msg.data)} bytes)"
-        )
+            f"could not decode compressed image (format {msg.format!r}, {len(msg.data)} bytes)",
+            Refusal.CORRUPT_COMPRESSED)
     _check_size(bgr.shape[1], bgr.shape[0], max_pixels)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

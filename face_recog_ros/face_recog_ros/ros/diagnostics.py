@@ -24,22 +24,15 @@ from collections import Counter, defaultdict
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
-# Every reason a frame can be refused or flagged; each is counted and logged once.
-INPUT_PROBLEMS = (
-    "zero_size",  # width or height is 0
-    "too_large",  # more pixels than max_input_pixels
-    "step_too_small",  # row stride shorter than one row of the encoding
-    "odd_size",  # odd width/height for a chroma-subsampled encoding
-    "data_too_short",  # fewer bytes than step * rows
-    "data_too_long",  # more bytes than step * rows: sizes or encoding do not describe the data
-    "unsupported_encoding",  # unknown, 16-bit, float, Bayer, compressedDepth
-    "empty_data",  # compressed image without bytes
-    "corrupt_compressed",  # JPEG/PNG that does not decode
-    "blank_frame",  # all one colour (black, white, covered lens): processed, but flagged
-    "processing_error",  # an exception in the pipeline (a bug): the frame is skipped
-)
+from ..io.image_messages import Refusal
+
+BLANK_FRAME = "blank_frame"  # all one colour (black, white, covered lens): processed, but flagged
+PROCESSING_ERROR = "processing_error"  # an exception in the pipeline (a bug): the frame is skipped
+# Every reason a frame can be refused (the decoder's causes) or flagged; each is counted and
+# the first of each logged.
+INPUT_PROBLEMS = (*(cause.value for cause in Refusal), BLANK_FRAME, PROCESSING_ERROR)
 # Flagged but still processed; not a reason for a WARN level.
-NOT_ERRORS = frozenset({"blank_frame"})
+NOT_ERRORS = frozenset({BLANK_FRAME})
 
 
 class CameraStats:
@@ -124,7 +117,7 @@ def camera_status(name: str, hardware_id: str, values: dict[str, float], problem
         level = DiagnosticStatus.OK
         message = (f"{values['processed_rate_hz']:.1f} of {values['input_rate_hz']:.1f} Hz processed, "
                    f"{values.get('latency_total_ms', 0.0):.1f} ms per frame")
-    if problems.get("blank_frame"):
+    if problems.get(BLANK_FRAME):
         message += "; blank frames (covered lens or failed exposure?)"
     pairs = {**values, **extra}
     return DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
