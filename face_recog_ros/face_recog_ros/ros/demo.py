@@ -22,37 +22,33 @@ node's ~/events, the enrolment calls, and a summary; written: <out>/annotated.mp
 """
 from __future__ import annotations
 
-import os
+import argparse
+import math
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: see ros/node.py
+import cv2
+import numpy as np
+import rclpy
+import yaml
+from rclpy.context import Context
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
 
-import argparse  # noqa: E402
-import math  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
+from face_recog_interfaces.msg import FaceArray, FaceEvent
+from face_recog_interfaces.srv import Enroll, ListFaces
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import rclpy  # noqa: E402
-import yaml  # noqa: E402
-from rclpy.context import Context  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-
-from face_recog_interfaces.msg import FaceArray, FaceEvent  # noqa: E402
-from face_recog_interfaces.srv import Enroll, ListFaces  # noqa: E402
-
-from ..io import samples  # noqa: E402
-from ..types import UNKNOWN  # noqa: E402
-from ..io.image_messages import image_to_rgb  # noqa: E402
-from .conversion import rgb_to_image  # noqa: E402
+from ..io import samples
+from ..types import UNKNOWN
+from ..io.image_messages import image_to_rgb
+from .conversion import rgb_to_image
 
 NAMESPACE = "face_recog_demo"
 NODE = "face_recognition_node"
