@@ -12,7 +12,7 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -34,8 +34,6 @@ def generate_launch_description() -> LaunchDescription:
                                           'CompressedImage) instead of the raw image'),
         DeclareLaunchArgument('log_level', default_value='info',
                               description='debug, info, warn, error or fatal'),
-        # numpy's BLAS threads would fight the TFLite threads for the same cores.
-        SetEnvironmentVariable('OPENBLAS_NUM_THREADS', '1'),
         Node(
             package='face_recog_ros',
             executable='face_recognition_node',

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the node does
+from face_recog_ros.environment import limit_native_threads  # noqa: E402  (imports no numpy)
+
+limit_native_threads()  # before numpy loads, like the package's own entry points
 
 import argparse  # noqa: E402
 import random  # noqa: E402
@@ -60,7 +62,7 @@ IMAGE_QOS = QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT, history=Histor
 def ros_env(domain_id: int) -> dict[str, str]:
     """Environment for a node on a private domain, discovery on this machine only."""
     return dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-                PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0", OPENBLAS_NUM_THREADS="1")
+                PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0")
 
 
 def random_domain() -> int:

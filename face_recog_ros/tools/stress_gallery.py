@@ -17,9 +17,10 @@ Exit status 0 when they do. test/test_robustness_gallery_stress.py runs a short 
 """
 from __future__ import annotations
 
-import os
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the node does
+from face_recog_ros.environment import limit_native_threads  # noqa: E402  (imports no numpy)
+
+limit_native_threads()  # before numpy loads, like the package's own entry points
 
 import argparse  # noqa: E402
 import random  # noqa: E402
