@@ -161,3 +161,27 @@ def test_a_missing_video_exits_2_without_a_traceback(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 2
     assert "error: cannot open video" in done.stderr and "Traceback" not in done.stderr
+
+
+# --- the stream's enrolment from the command line -------------------------------------------------
+
+def test_enroll_video_enrols_the_face_of_a_clip(tmp_path, walk_clip, capsys):
+    gallery = ["--gallery", str(tmp_path / "g.npz")]
+    assert main(["enroll-video", EILEEN, walk_clip, "--samples", "3", *gallery]) == 0
+    assert f"enrolled {EILEEN}: 3 samples, 3 in total (3 of 3 samples" in capsys.readouterr().out
+    assert main(["list", *gallery]) == 0
+    assert EILEEN in capsys.readouterr().out
+    assert main(["enroll-video", GRACE, walk_clip, "--samples", "50", *gallery]) == 1  # not enough frames
+    assert "the video ended first; nothing was enrolled" in capsys.readouterr().err
+
+
+def test_label_video_enrols_a_stranger_by_its_unknown_label(tmp_path, walk_clip, capsys):
+    gallery = ["--gallery", str(tmp_path / "g.npz")]
+    out = str(tmp_path / "out.mp4")
+    assert main(["label-video", walk_clip, out, "--no-progress", "--enroll-unknown", f"unknown_2={GRACE}",
+                 *gallery]) == 0
+    assert f"enrolled unknown_2 as {GRACE}:" in capsys.readouterr().out
+    assert main(["label-video", walk_clip, out, "--no-progress", *gallery]) == 0  # named now
+    assert GRACE in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # argparse: not an unknown_<n> label
+        main(["label-video", walk_clip, out, "--no-progress", "--enroll-unknown", "bob=x", *gallery])

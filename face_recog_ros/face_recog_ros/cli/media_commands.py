@@ -19,6 +19,7 @@ from ..io.images import load_image
 from ..core.recognizer import FaceRecognizer
 from ..tracking.stream import StreamRecognizer
 from ..options import set_option
+from ..tracking.strangers import is_cluster_label
 from ..types import UNKNOWN
 from .common import build_config, make_recognizer
 
@@ -62,36 +63,63 @@ def print_label_summary(out: str, summary, note: str, detections: str | None) ->
         print(f"  {label:<28} {frames:>6} frames  tracks {tracks}")
 
 
-def cmd_label_video(args: argparse.Namespace) -> int:
+def label_recording(args: argparse.Namespace, source, sink, note: str | None) -> int:
+    """label-video and from-bag: label every frame into ``sink`` (and the detections file), then
+    enrol the strangers named with --enroll-unknown, as the node's ~/rename of unknown_<n> does."""
+    from ..io.video import Progress
     from ..offline.labelling import label_to_files
-    from ..io.video import Progress, VideoSink, VideoSource
+    recognizer = make_recognizer(args)
+    stream = stream_for(recognizer, args.cluster_unknowns or bool(args.enroll_unknown))
+    if not args.enroll_unknown:
+        warn_if_empty(recognizer)
+    progress = Progress(source.frame_count, args.command, enabled=not args.no_progress)
+    summary, audio = label_to_files(stream, source, sink, args.detections, progress)
+    print_label_summary(args.output, summary, note or audio, args.detections)
+    for cluster, name in args.enroll_unknown:
+        result = stream.promote_unknown(cluster, name, merge=args.merge)
+        print(f"enrolled {cluster} as {result.name}: {result.added} sample(s) added, {result.total} in total")
+    return 0
+
+
+def cmd_label_video(args: argparse.Namespace) -> int:
+    from ..io.video import VideoSink, VideoSource
     check_writable(args.detections)
     source = VideoSource(args.input)
-    recognizer = make_recognizer(args)
-    warn_if_empty(recognizer)
     sink = VideoSink(args.output, source.fps, source.size, audio_from=args.input)
-    progress = Progress(source.frame_count, "label-video", enabled=not args.no_progress)
-    summary, note = label_to_files(stream_for(recognizer, args.cluster_unknowns), source, sink,
-                                   args.detections, progress)
-    print_label_summary(args.output, summary, note, args.detections)
-    return 0
+    return label_recording(args, source, sink, None)
 
 
 def cmd_from_bag(args: argparse.Namespace) -> int:
     from ..io.bag import BagSource
-    from ..offline.labelling import label_to_files
-    from ..io.video import Progress, VideoSink
+    from ..io.video import VideoSink
     check_writable(args.detections)
     source = BagSource(args.bag, args.topic)
-    recognizer = make_recognizer(args)
-    warn_if_empty(recognizer)
     sink = VideoSink(args.output, source.fps, source.size)
-    progress = Progress(source.frame_count, "from-bag", enabled=not args.no_progress)
-    summary, _ = label_to_files(stream_for(recognizer, args.cluster_unknowns), source, sink,
-                                args.detections, progress)
-    print_label_summary(args.output, summary, f"{source.fps:.1f} fps from the message stamps",
-                        args.detections)
-    return 0
+    return label_recording(args, source, sink, f"{source.fps:.1f} fps from the message stamps")
+
+
+def cmd_enroll_video(args: argparse.Namespace) -> int:
+    """Live enrolment, as the node's ~/enroll with an empty image does, from a recorded clip."""
+    from ..io.video import VideoSource
+    from ..tracking.enrolment import ACTIVE_STATES, EnrollState
+    source = VideoSource(args.video)
+    stream = StreamRecognizer(make_recognizer(args))
+    stream.start_enrollment(args.name, args.samples, overwrite=args.overwrite)
+    for frame in source:
+        stream.process(frame.rgb, frame.stamp)
+        if stream.enrollment_status().state not in ACTIVE_STATES:
+            break
+    status = stream.cancel_enrollment("the video ended first; nothing was enrolled")
+    print(status.text(), file=sys.stdout if status.state == EnrollState.DONE else sys.stderr)
+    return 0 if status.state == EnrollState.DONE else 1
+
+
+def stranger_name(text: str) -> tuple[str, str]:
+    """--enroll-unknown's value: unknown_<n>=NAME."""
+    cluster, sep, name = text.partition("=")
+    if not sep or not is_cluster_label(cluster.strip()) or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected unknown_<n>=NAME, got {text!r}")
+    return cluster.strip(), name.strip()
 
 
 def cmd_screen_time(args: argparse.Namespace) -> int:
@@ -259,6 +287,11 @@ def add_offline_commands(command: Command) -> None:
                        "(frame, time, track_id, label, similarity, box) to FILE.csv or FILE.json")
         p.add_argument("--cluster-unknowns", action="store_true",
                        help="label strangers unknown_1, unknown_2, ... instead of unknown")
+        p.add_argument("--enroll-unknown", type=stranger_name, action="append", default=[],
+                       metavar="unknown_N=NAME", help="after labelling, enrol the stranger labelled "
+                       "unknown_N as NAME (implies --cluster-unknowns; a rerun labels them alike)")
+        p.add_argument("--merge", action="store_true", help="with --enroll-unknown: add to an "
+                       "enrolled NAME's samples")
         no_progress(p)
 
     p = command("label-video", cmd_label_video, "label the faces in a video: annotated copy (audio kept "
@@ -272,6 +305,12 @@ def add_offline_commands(command: Command) -> None:
     p.add_argument("topic")
     p.add_argument("output", help="annotated video (.mp4, .mov, .mkv, .m4v or .avi)")
     labelling(p)
+    p = command("enroll-video", cmd_enroll_video, "enrol the largest face of a video clip from "
+                "several diverse frames (live enrolment, as the node does from its camera)")
+    p.add_argument("name")
+    p.add_argument("video", help="video file")
+    p.add_argument("--samples", type=int, default=5, help="samples to collect (default 5)")
+    p.add_argument("--overwrite", action="store_true", help="replace this person's samples")
     p = command("screen-time", cmd_screen_time, "seconds each person (and each stranger, as unknown_N) "
                 "is in view in a video, first/last seen, number of appearances")
     p.add_argument("input", help="video file")
