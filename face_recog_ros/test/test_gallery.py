@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from face_recog_ros.gallery.model import Gallery, InvalidName, NameTaken, UnknownPerson, validate_name
+from face_recog_ros.gallery.model import Gallery, NameTaken, UnknownPerson
+from face_recog_ros.gallery.names import InvalidName, validate_name
 from face_recog_ros.gallery.file_format import (
     FORMAT_VERSION,
     GalleryCorrupt,

@@ -21,7 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from face_recog_ros.gallery.model import Gallery, validate_name
+from face_recog_ros.gallery.model import Gallery
+from face_recog_ros.gallery.names import validate_name
 from face_recog_ros.gallery.file_format import FORMAT_VERSION, GalleryCorrupt, GalleryError
 from face_recog_ros.gallery.store import GalleryStore, load_gallery, save_gallery
 

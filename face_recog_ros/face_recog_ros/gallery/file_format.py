@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .model import InvalidName, Person, frozen_rows, validate_name
+from .model import Person, frozen_rows
+from .names import InvalidName, validate_name
 
 FORMAT_NAME = "face_recog_ros.gallery"
 FORMAT_VERSION = 1  # "rev" per person was added within version 1: older readers ignore it

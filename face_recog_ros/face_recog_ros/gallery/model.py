@@ -2,7 +2,7 @@
 
 This module is the people model: who is enrolled, their samples, and the rules for changing
 and merging them. Persistence (the file format, atomic saves, the hardened loader, the
-writers' lock) is :mod:`.gallery_store`.
+writers' lock) is :mod:`.store` and :mod:`.file_format`; names are :mod:`.names`.
 
 Every person carries a revision token that changes whenever that person changes, and person
 records are never modified in place (a change makes a new record). That makes two things
@@ -13,10 +13,8 @@ without losing local ones.
 """
 from __future__ import annotations
 
-import re
 import secrets
 import threading
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -24,15 +22,9 @@ from datetime import datetime, timezone
 import numpy as np
 
 from ..options import Options, option
-from ..types import UNKNOWN
+from .names import lookup_key, validate_name
 
-MAX_NAME_LENGTH = 64
 DEFAULT_MAX_SAMPLES_PER_PERSON = 50
-_RESERVED_AUTO = re.compile(r"unknown_\d+")
-
-
-class InvalidName(ValueError):
-    """A person name that cannot be used as a label."""
 
 
 class UnknownPerson(KeyError):
@@ -105,31 +97,6 @@ class Checkpoint:
     updated_at: str
 
 
-def validate_name(name: str) -> str:
-    """Return the canonical form of ``name`` (stripped, NFC) or raise :class:`InvalidName`.
-
-    Names are labels, never paths, and must not collide with labels the system emits itself.
-    """
-    if not isinstance(name, str):
-        raise InvalidName(f"name must be a string, got {type(name).__name__}")
-    canonical = unicodedata.normalize("NFC", name.strip())
-    if not canonical:
-        raise InvalidName("name is empty")
-    if len(canonical) > MAX_NAME_LENGTH:
-        raise InvalidName(f"name is {len(canonical)} characters long; the limit is {MAX_NAME_LENGTH}")
-    for ch in canonical:
-        if ch in "/\\":
-            raise InvalidName(f"name {canonical!r} contains {ch!r}; names are labels, not paths")
-        if ch == "\x00" or unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp"):
-            raise InvalidName(f"name {canonical!r} contains control character {ch!r}")
-    if canonical in (".", ".."):
-        raise InvalidName(f"name {canonical!r} is not allowed")
-    folded = canonical.casefold()
-    if folded == UNKNOWN or _RESERVED_AUTO.fullmatch(folded):
-        raise InvalidName(f"name {canonical!r} is reserved for unrecognised faces")
-    return canonical
-
-
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -143,11 +110,6 @@ def frozen_rows(rows: np.ndarray) -> np.ndarray:
     rows = np.array(rows, dtype=np.float32, order="C", copy=True)
     rows.flags.writeable = False
     return rows
-
-
-def _lookup_key(name: str) -> str:
-    """Canonicalise a name for lookup without rejecting it (lookups of bad names just miss)."""
-    return unicodedata.normalize("NFC", name.strip()) if isinstance(name, str) else ""
 
 
 class Gallery:
@@ -197,7 +159,7 @@ class Gallery:
         return len(self._people)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and _lookup_key(name) in self._people
+        return isinstance(name, str) and lookup_key(name) in self._people
 
     @property
     def generation(self) -> int:
@@ -286,7 +248,7 @@ class Gallery:
         """Forget a person; returns how many samples were deleted."""
         with self._lock:
             person = self._get(name)
-            del self._people[_lookup_key(name)]
+            del self._people[lookup_key(name)]
             self._changed(utc_now())
             return person.embeddings.shape[0]
 
@@ -300,7 +262,7 @@ class Gallery:
         new_key = validate_name(new)
         with self._lock:
             person = self._get(old)
-            old_key = _lookup_key(old)
+            old_key = lookup_key(old)
             if new_key == old_key:
                 return person.embeddings.shape[0]
             now = utc_now()
@@ -383,7 +345,7 @@ class Gallery:
 
     # ------------------------------------------------------------------ helpers
     def _get(self, name: str) -> Person:
-        person = self._people.get(_lookup_key(name))
+        person = self._people.get(lookup_key(name))
         if person is None:
             raise UnknownPerson(f"{name!r} is not enrolled")
         return person

@@ -13,13 +13,28 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Protocol
 
 import cv2
 import numpy as np
 
-if TYPE_CHECKING:  # decoding reads attributes only, so rosbags' messages work without ROS
-    from sensor_msgs.msg import CompressedImage, Image
+
+class Image(Protocol):
+    """The fields of a sensor_msgs/Image that decoding reads (a ROS or a rosbags message)."""
+
+    width: int
+    height: int
+    step: int
+    encoding: str
+    data: bytes
+
+
+class CompressedImage(Protocol):
+    """The fields of a sensor_msgs/CompressedImage that decoding reads."""
+
+    format: str
+    data: bytes
+
 
 # 8K UHD; a camera frame above this is almost surely a malformed or hostile message.
 DEFAULT_MAX_PIXELS = 7680 * 4320

@@ -21,7 +21,8 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from face_recog_interfaces.srv import Enroll, Forget, ListFaces, Rename
 
 from ..core.recognizer import EnrollError, FaceRecognizer
-from ..gallery.model import InvalidName, NameTaken, UnknownPerson, validate_name
+from ..gallery.model import NameTaken, UnknownPerson
+from ..gallery.names import InvalidName, validate_name
 from ..gallery.store import GalleryNotSaved
 from ..io.image_messages import ImageConversionError, image_to_rgb
 from ..tracking.enrolment import EnrollState

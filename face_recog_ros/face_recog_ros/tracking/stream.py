@@ -21,7 +21,8 @@ import numpy as np
 
 from ..core.alignment import align_face, face_pose
 from ..core.recognizer import EnrollResult, FaceRecognizer
-from ..gallery.model import NameTaken, validate_name
+from ..gallery.model import NameTaken
+from ..gallery.names import validate_name
 from ..gallery.store import GalleryNotSaved
 from ..types import UNKNOWN, Detection, Face
 from .enrolment import ACTIVE_STATES, EnrollmentStatus, EnrollState, LiveEnrolment
