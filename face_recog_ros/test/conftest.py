@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import importlib.util
+import resource
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -47,3 +49,13 @@ def gallery(tmp_path_factory) -> list[str]:
         cv2.imwrite(str(photo), cv2.cvtColor(samples.photo(key), cv2.COLOR_RGB2BGR))
         assert main(["enroll", name, str(photo), "--gallery", str(root / "g.npz")]) == 0
     return ["--gallery", str(root / "g.npz")]
+
+
+@pytest.fixture
+def rss_guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The test may grow the peak RSS by at most its module's MAX_RSS_GROWTH_MB."""
+    limit = request.module.MAX_RSS_GROWTH_MB
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    yield
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < limit, f"peak RSS grew by {grown_mb:.0f} MB (limit {limit} MB) on small inputs"

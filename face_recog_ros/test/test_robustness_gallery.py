@@ -9,11 +9,9 @@ from __future__ import annotations
 import copy
 import io
 import json
-import resource
 import time
 import tracemalloc
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -59,14 +57,6 @@ def good_bytes(workdir: Path) -> bytes:
 def good_parts(good_bytes: bytes) -> dict[str, np.ndarray]:
     with np.load(io.BytesIO(good_bytes)) as npz:
         return {k: npz[k] for k in npz.files}
-
-
-@pytest.fixture
-def rss_guard() -> Iterator[None]:
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    yield
-    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    assert grown_mb < MAX_RSS_GROWTH_MB, f"peak RSS grew by {grown_mb:.0f} MB while loading small files"
 
 
 def npy(array: np.ndarray) -> bytes:
