@@ -2,7 +2,7 @@
 
     from face_recog_ros import FaceRecognizer, RecognizerConfig, load_image
 
-    config = RecognizerConfig()            # or RecognizerConfig.from_yaml("config/face_recognition.yaml")
+    config = RecognizerConfig()            # or RecognizerConfig.from_yaml("face_recognition.yaml")
     config.gallery.path = "gallery.npz"   # "" keeps the gallery in memory
     recognizer = FaceRecognizer(config)
     recognizer.enroll("alice", [load_image("alice1.jpg"), load_image("alice2.jpg")])
@@ -15,6 +15,7 @@ voted over time and appeared/identified/left events. Images are RGB uint8 arrays
 The names are loaded on first use (PEP 562), so importing a subpackage, e.g. the ROS layer from
 a console script, does not load numpy before that entry point has set its thread limits.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -36,7 +37,8 @@ _PUBLIC = {
     "load_image": ".io.images",
 }
 
-__all__ = sorted(_PUBLIC)
+__all__ = ["Detection", "EnrollError", "EnrollResult", "Face", "FaceRecognizer",
+           "RecognizerConfig", "StreamRecognizer", "UNKNOWN", "load_image"]
 
 
 def __getattr__(name: str) -> Any:

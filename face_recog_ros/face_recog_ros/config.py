@@ -19,13 +19,19 @@ from .core.detection import DetectorOptions
 from .core.embedding import EmbedderOptions
 from .core.matching import RecognitionOptions
 from .core.runtime import package_share_dir
-from .gallery.model import GalleryOptions
+from .gallery.options import GalleryOptions
 from .options import iter_options, set_option
 from .tracking.options import TrackingOptions
 
 CONFIG_FILE = "face_recognition.yaml"
 
-__all__ = ["RecognizerConfig", "default_config_path", "iter_options", "ros_parameters", "set_option"]
+__all__ = [
+    "RecognizerConfig",
+    "default_config_path",
+    "iter_options",
+    "ros_parameters",
+    "set_option",
+]
 
 
 def default_config_path() -> Path:
@@ -67,7 +73,8 @@ class RecognizerConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "RecognizerConfig":
-        """Read the ROS-params style YAML (`<node or /**>: ros__parameters: {...}`) or a plain mapping."""
+        """Read the ROS-params style YAML (`<node or /**>: ros__parameters: {...}`) or a plain
+        mapping."""
         path = Path(path)
         try:
             data = yaml.safe_load(path.read_text()) or {}
@@ -86,7 +93,8 @@ class RecognizerConfig:
         return {name: value for name, value, _ in iter_options(self)}
 
     def validate(self) -> None:
-        """Every group's checks, the rules between options included; ValueError names the option."""
+        """Every group's checks, the rules between options included; ValueError names the
+        option."""
         for f in dataclasses.fields(self):
             getattr(self, f.name).validate(prefix=f"{f.name}.")
 

@@ -12,7 +12,7 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -25,7 +25,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('image_topic', default_value='/camera/image_raw',
                               description='sensor_msgs/Image topic to recognise faces in'),
         DeclareLaunchArgument('namespace', default_value='',
-                              description='Namespace of the node (and of its ~/ topics and services)'),
+                              description='Namespace of the node (and of its ~/ topics and '
+                                          'services)'),
         DeclareLaunchArgument('params_file', default_value=default_params,
                               description='ROS parameters YAML (detector, embedder, recognition, '
                                           'gallery, tracking settings)'),
@@ -34,6 +35,8 @@ def generate_launch_description() -> LaunchDescription:
                                           'CompressedImage) instead of the raw image'),
         DeclareLaunchArgument('log_level', default_value='info',
                               description='debug, info, warn, error or fatal'),
+        # numpy's BLAS threads would fight the TFLite threads for the same cores.
+        SetEnvironmentVariable('OPENBLAS_NUM_THREADS', '1'),
         Node(
             package='face_recog_ros',
             executable='face_recognition_node',
@@ -43,7 +46,8 @@ def generate_launch_description() -> LaunchDescription:
             emulate_tty=True,
             parameters=[
                 LaunchConfiguration('params_file'),
-                {'use_compressed': ParameterValue(LaunchConfiguration('use_compressed'), value_type=bool)},
+                {'use_compressed': ParameterValue(LaunchConfiguration('use_compressed'),
+                                                  value_type=bool)},
             ],
             remappings=[('image', LaunchConfiguration('image_topic'))],
             arguments=['--ros-args', '--log-level', LaunchConfiguration('log_level')],

@@ -42,7 +42,8 @@ def count_frames(path) -> int:
 
 @pytest.fixture(scope="module")
 def gallery(tmp_path_factory) -> list[str]:
-    """`--gallery FILE` arguments for a gallery with both public-domain people enrolled by the CLI."""
+    """`--gallery FILE` arguments for a gallery with both public-domain people enrolled by the
+    CLI."""
     root = tmp_path_factory.mktemp("gallery")
     for key, name in samples.PEOPLE.items():
         photo = root / f"{name}.png"
@@ -58,4 +59,6 @@ def rss_guard(request: pytest.FixtureRequest) -> Iterator[None]:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     yield
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    assert grown_mb < limit, f"peak RSS grew by {grown_mb:.0f} MB (limit {limit} MB) on small inputs"
+    assert (
+        grown_mb < limit
+    ), f"peak RSS grew by {grown_mb:.0f} MB (limit {limit} MB) on small inputs"

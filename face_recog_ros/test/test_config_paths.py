@@ -36,6 +36,7 @@ from face_recog_ros.options import iter_options
 from face_recog_ros.ros.conversion import rgb_to_image
 from face_recog_ros.ros.node import FaceRecognitionNode
 
+
 def other_value(name: str, value: Any, f: dataclasses.Field, strings: dict[str, str]) -> Any:
     """A valid value different from ``value``: the next choice, a step inside the range, or for
     free-form strings the one in ``strings``."""
@@ -62,8 +63,11 @@ def params_file(path: Path, values: dict[str, Any]) -> Path:
 
 
 def start_node(context: Context, params: Path, **overrides: Any) -> FaceRecognitionNode:
-    return FaceRecognitionNode(context=context, cli_args=["--ros-args", "--params-file", str(params)],
-                               parameter_overrides=[Parameter(n, value=v) for n, v in overrides.items()])
+    return FaceRecognitionNode(
+        context=context,
+        cli_args=["--ros-args", "--params-file", str(params)],
+        parameter_overrides=[Parameter(n, value=v) for n, v in overrides.items()],
+    )
 
 
 @pytest.fixture
@@ -74,8 +78,13 @@ def context() -> Iterator[Context]:
     rclpy.shutdown(context=context)
 
 
-def test_every_option_of_a_params_file_reaches_the_recognizer_through_cli_and_node(tmp_path, context):
-    strings = {"embedder.model": "dlib_resnet_v1_float32", "gallery.path": str(tmp_path / "gallery.npz")}
+def test_every_option_of_a_params_file_reaches_the_recognizer_through_cli_and_node(
+    tmp_path, context
+):
+    strings = {
+        "embedder.model": "dlib_resnet_v1_float32",
+        "gallery.path": str(tmp_path / "gallery.npz"),
+    }
     changed = {name: other_value(name, value, f, strings)
                for name, value, f in iter_options(RecognizerConfig())}
     path = params_file(tmp_path / "params.yaml", changed)
@@ -85,12 +94,17 @@ def test_every_option_of_a_params_file_reaches_the_recognizer_through_cli_and_no
 
     node = start_node(context, path)
     try:
-        assert node.recognizer.config is node.config  # the node's parameters are the recognizer's config
+        assert (
+            node.recognizer.config is node.config
+        )  # the node's parameters are the recognizer's config
         assert node.config.flat() == changed
         # The stages use their options as they are, not copies that could drift.
         assert node.recognizer.detector.options is node.config.detector
         assert node.cameras[0].stream.options is node.config.tracking
-        assert node.recognizer.gallery.max_samples_per_person == changed["gallery.max_samples_per_person"]
+        assert (
+            node.recognizer.gallery.max_samples_per_person
+            == changed["gallery.max_samples_per_person"]
+        )
         assert node.recognizer.threshold == changed["recognition.threshold"]
     finally:
         node.destroy_node()
@@ -114,14 +128,22 @@ def test_gallery_cap_is_honoured_by_the_cli(tmp_path):
     config = params_file(tmp_path / "params.yaml", {"gallery.max_samples_per_person": 3})
     gallery = tmp_path / "gallery.npz"
     photo = str(photo_file(tmp_path))
-    assert main(["enroll", "eileen", *[photo] * 5, "--config", str(config), "--gallery", str(gallery)]) == 0
+    assert (
+        main(
+            ["enroll", "eileen", *[photo] * 5, "--config", str(config), "--gallery", str(gallery)]
+        )
+        == 0
+    )
     assert stored_samples(gallery, "eileen") == 3
 
 
 def test_gallery_cap_is_honoured_by_the_node_and_follows_its_parameter(tmp_path, context):
     gallery = tmp_path / "gallery.npz"
-    node = start_node(context, params_file(tmp_path / "params.yaml", {"gallery.max_samples_per_person": 3}),
-                      **{"gallery.path": str(gallery)})
+    node = start_node(
+        context,
+        params_file(tmp_path / "params.yaml", {"gallery.max_samples_per_person": 3}),
+        **{"gallery.path": str(gallery)},
+    )
     client_node = Node("cap_probe", context=context)
     executor = MultiThreadedExecutor(num_threads=4, context=context)
     executor.add_node(node)
@@ -145,7 +167,9 @@ def test_gallery_cap_is_honoured_by_the_node_and_follows_its_parameter(tmp_path,
 
         totals = [enroll().total_samples for _ in range(5)]
         assert totals == [1, 2, 3, 3, 3] and stored_samples(gallery, "eileen") == 3
-        assert node.set_parameters([Parameter("gallery.max_samples_per_person", value=2)])[0].successful
+        assert node.set_parameters([Parameter("gallery.max_samples_per_person", value=2)])[
+            0
+        ].successful
         assert enroll().total_samples == 2 and stored_samples(gallery, "eileen") == 2
     finally:
         executor.shutdown()

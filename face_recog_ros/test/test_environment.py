@@ -57,7 +57,9 @@ def blas_threads(tmp_path: Path, command: list[str], *, stop_when: str | None = 
             output = ""
             while stop_when not in output:
                 line = process.stdout.readline()
-                assert line and time.monotonic() < deadline, f"{command[0]} never said {stop_when!r}: {output}"
+                assert (
+                    line and time.monotonic() < deadline
+                ), f"{command[0]} never said {stop_when!r}: {output}"
                 output += line
             process.send_signal(signal.SIGINT)
         out, _ = process.communicate(timeout=60)
@@ -76,8 +78,14 @@ def test_the_probe_sees_several_blas_threads_without_the_limit(tmp_path):
 
 
 def test_a_fresh_face_recognition_node_process_has_one_blas_thread(tmp_path):
-    command = [str(BIN / "face_recognition_node"), "--ros-args", "-p", f"gallery.path:={tmp_path / 'g.npz'}",
-               "-r", "__node:=blas_probe_node"]
+    command = [
+        str(BIN / "face_recognition_node"),
+        "--ros-args",
+        "-p",
+        f"gallery.path:={tmp_path / 'g.npz'}",
+        "-r",
+        "__node:=blas_probe_node",
+    ]
     assert blas_threads(tmp_path, command, stop_when="ready:") == 1
 
 

@@ -60,7 +60,9 @@ def test_lfw_subset_rank1_and_verification():
         except ValueError:
             return None
 
-    result = evaluate("ours", identity_folders(FACES_DEV / "lfw_subset_krasserm"), embed, cosine_similarity)
+    result = evaluate(
+        "ours", identity_folders(FACES_DEV / "lfw_subset_krasserm"), embed, cosine_similarity
+    )
     assert result.detection_rate >= 0.98
     assert result.rank1 >= 0.97
     assert result.verification_accuracy >= 0.97

@@ -53,7 +53,9 @@ def part(module: str) -> str:
 def imports(path: Path, *, top_level_only: bool = False) -> list[str]:
     """Absolute names of everything ``path`` imports (type-checking-only imports left out)."""
     tree = ast.parse(path.read_text())
-    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    package = (
+        module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    )
     found: list[str] = []
 
     def visit(node: ast.AST, nested: bool) -> None:
@@ -70,8 +72,8 @@ def imports(path: Path, *, top_level_only: bool = False) -> list[str]:
                     target = child.module or ""
                 found.append(target)
                 found.extend(f"{target}.{alias.name}" for alias in child.names)  # submodules
-            visit(child, nested or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef,
-                                                       ast.ClassDef)))
+            scope = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+            visit(child, nested or isinstance(child, scope))
     visit(tree, False)
     known = {module_name(p) for p in modules()}
     return [m for m in found if not m.startswith(NAME) or m in known]
@@ -106,9 +108,15 @@ def test_no_import_cycles():
     for path in modules():
         me = module_name(path)
         for target in imports(path):
-            if target.startswith(f"{NAME}.") and part(target) != part(me) and part(me) != "__init__":
+            if (
+                target.startswith(f"{NAME}.")
+                and part(target) != part(me)
+                and part(me) != "__init__"
+            ):
                 parts[part(me)].add(part(target))
-        graph[me] = {t for t in imports(path, top_level_only=True) if t.startswith(f"{NAME}.") and t != me}
+        graph[me] = {
+            t for t in imports(path, top_level_only=True) if t.startswith(f"{NAME}.") and t != me
+        }
     for edges in (parts, graph):
         cycle = find_cycle(edges)
         assert cycle is None, " -> ".join(cycle)

@@ -115,7 +115,9 @@ def test_enroll_reports_which_images_gave_no_face():
     blank = np.zeros((200, 200, 3), np.uint8)
     with pytest.raises(EnrollError, match="no face found"):
         recognizer.enroll(EILEEN, [blank])
-    result = recognizer.enroll(EILEEN, [blank, samples.photo("astronaut")], labels=["blank.png", "a.png"])
+    result = recognizer.enroll(
+        EILEEN, [blank, samples.photo("astronaut")], labels=["blank.png", "a.png"]
+    )
     assert result.added == 1 and result.total == 1
     assert result.skipped == ["blank.png: no face found"]
 

@@ -1,14 +1,15 @@
 """`face-recog`: the library from the command line, no ROS needed.
 
-    face-recog enroll alice alice1.jpg alice2.jpg
-    face-recog enroll-dir photos/            # photos/<person>/<image>
-    face-recog identify group.jpg --draw out.jpg
-    face-recog evaluate faces/ --compare     # side by side with face_recognition (dlib)
-    face-recog benchmark
-    face-recog benchmark-tracking            # tracking off vs on, same frames
-    face-recog label-video in.mp4 out.mp4    # also: screen-time, lookalike, group-photo, cluster, map,
-                                             # from-bag (docs/offline_tools.md)
+face-recog enroll alice alice1.jpg alice2.jpg
+face-recog enroll-dir photos/            # photos/<person>/<image>
+face-recog identify group.jpg --draw out.jpg
+face-recog evaluate faces/ --compare     # side by side with face_recognition (dlib)
+face-recog benchmark
+face-recog benchmark-tracking            # tracking off vs on, same frames
+face-recog label-video in.mp4 out.mp4    # also: screen-time, lookalike, group-photo, cluster, map,
+                                         # from-bag (docs/offline_tools.md)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,7 +23,9 @@ from ..core.recognizer import EnrollError, FaceRecognizer
 from ..gallery.file_format import GalleryError
 from ..io.images import identity_folders, image_paths, load_image
 from .common import add_common, build_config, make_recognizer
-from .media_commands import add_offline_commands
+from .media_commands import add_media_commands
+from .photo_commands import add_photo_commands
+
 
 def enroll_paths(recognizer: FaceRecognizer, name: str, paths: list[Path], overwrite: bool) -> int:
     images, labels, skipped = [], [], []
@@ -101,7 +104,13 @@ def cmd_rename(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..offline import reference
-    from ..offline.evaluation import cosine_similarity, evaluate, format_results, negative_euclidean
+    from ..offline.evaluation import (
+        cosine_similarity,
+        evaluate,
+        format_results,
+        negative_euclidean,
+    )
+
     recognizer = make_recognizer(args, gallery=False)
 
     def embed(rgb):
@@ -112,12 +121,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     compare = args.compare and reference.available()
     if args.compare and not compare:
-        print("warning: face_recognition is not installed; evaluating this pipeline only", file=sys.stderr)
+        print(
+            "warning: face_recognition is not installed; evaluating this pipeline only",
+            file=sys.stderr,
+        )
     ref = reference.FaceRecognitionReference() if compare else None
     roots = [Path(d) for d in args.dirs]
     for root in roots:
         people = identity_folders(root)
-        results = [evaluate(f"face_recog_ros ({recognizer.spec.id})", people, embed, cosine_similarity)]
+        results = [
+            evaluate(f"face_recog_ros ({recognizer.spec.id})", people, embed, cosine_similarity)
+        ]
         if ref is not None:
             results.append(evaluate(ref.name, people, ref.embed_largest, negative_euclidean))
         print(format_results(str(root), results), flush=True)
@@ -163,19 +177,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("old")
     p.add_argument("new")
     p.add_argument("--merge", action="store_true", help="merge into an existing person")
-    p = command("evaluate", cmd_evaluate, "accuracy on DIR/<person>/<image> folders (one-shot rank-1, "
-                "verification, TAR@FAR=1%%, detection rate)")
+    p = command(
+        "evaluate",
+        cmd_evaluate,
+        "accuracy on DIR/<person>/<image> folders (one-shot rank-1, "
+        "verification, TAR@FAR=1%%, detection rate)",
+    )
     p.add_argument("dirs", nargs="+")
     p.add_argument("--compare", action="store_true", help="also score face_recognition (dlib)")
-    p = command("benchmark", cmd_benchmark, "per-stage latency on 640x480 frames, side by side with "
-                "face_recognition")
+    p = command(
+        "benchmark",
+        cmd_benchmark,
+        "per-stage latency on 640x480 frames, side by side with face_recognition",
+    )
     p.add_argument("--frames", type=int, default=30, help="timed runs per case")
     p.add_argument("--no-compare", action="store_true", help="skip face_recognition")
-    p = command("benchmark-tracking", cmd_benchmark_tracking, "tracking off vs on over a synthetic "
-                "walk-through: CPU per frame, embeddings per frame, label flips, frames to first label "
-                "(tracking.* options come from --config)")
+    p = command(
+        "benchmark-tracking",
+        cmd_benchmark_tracking,
+        "tracking off vs on over a synthetic "
+        "walk-through: CPU per frame, embeddings per frame, label flips, frames to first label "
+        "(tracking.* options come from --config)",
+    )
     p.add_argument("--frames", type=int, default=240, help="length of the sequence at 30 fps")
-    add_offline_commands(command)  # videos, bags, group photos, photo folders
+    add_media_commands(command)  # videos, bags
+    add_photo_commands(command)  # group photos, photo folders
     return parser
 
 
@@ -187,4 +213,3 @@ def main(argv: list[str] | None = None) -> int:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {message}", file=sys.stderr)
         return 2
-

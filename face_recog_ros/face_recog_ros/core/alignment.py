@@ -29,11 +29,15 @@ class AlignmentTemplate:
     @classmethod
     def from_dict(cls, data: dict, size: tuple[int, int]) -> "AlignmentTemplate":
         try:
-            pts = np.array([data[k] for k in ("right_eye", "left_eye", "nose_tip", "mouth_center")],
-                           dtype=np.float32)
+            pts = np.array(
+                [data[k] for k in ("right_eye", "left_eye", "nose_tip", "mouth_center")],
+                dtype=np.float32,
+            )
         except KeyError as exc:
-            raise ValueError(f"alignment template lacks keypoint {exc}; needs right_eye, left_eye, "
-                             "nose_tip, mouth_center as [x, y] chip pixels") from None
+            raise ValueError(
+                f"alignment template lacks keypoint {exc}; needs right_eye, left_eye, "
+                "nose_tip, mouth_center as [x, y] chip pixels"
+            ) from None
         if pts.shape != (4, 2) or not np.isfinite(pts).all():
             raise ValueError("alignment template points must be four finite [x, y] pairs")
         return cls(points=pts, size=(int(size[0]), int(size[1])))
@@ -76,7 +80,11 @@ class QualityOptions(Options):
 
 def face_pose(detection: Detection) -> tuple[float, float]:
     """Eye distance in pixels and a yaw proxy (nose offset along the eye line / eye distance)."""
-    right_eye, left_eye, nose = detection.keypoints[0], detection.keypoints[1], detection.keypoints[2]
+    right_eye, left_eye, nose = (
+        detection.keypoints[0],
+        detection.keypoints[1],
+        detection.keypoints[2],
+    )
     eye_vec = left_eye - right_eye
     eye_dist = float(np.hypot(*eye_vec))
     if eye_dist < 1e-6:

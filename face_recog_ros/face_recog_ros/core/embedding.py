@@ -25,8 +25,12 @@ _METRICS = ("cosine",)
 class EmbedderOptions(Options):
     """The `embedder.*` group: which model describes the faces, on how many threads."""
 
-    model: str = option("dlib_resnet_v1_int8", "Embedder: id of a spec YAML in the package's models/ "
-                        "folder, or a path to your own spec YAML", read_only=True)
+    model: str = option(
+        "dlib_resnet_v1_int8",
+        "Embedder: id of a spec YAML in the package's models/ "
+        "folder, or a path to your own spec YAML",
+        read_only=True,
+    )
     num_threads: int = option(2, "CPU threads for the embedder", low=1, high=16, read_only=True)
 
 
@@ -45,7 +49,9 @@ def _number(value: Any, key: str, where: Path, *, integer: bool = False) -> Any:
     return int(value) if integer else float(value)
 
 
-def _floats(value: Any, n: int, key: str, where: Path, *, integer: bool = False) -> tuple[Any, ...]:
+def _floats(
+    value: Any, n: int, key: str, where: Path, *, integer: bool = False
+) -> tuple[Any, ...]:
     if not isinstance(value, (list, tuple)):
         raise ModelError(f"{where}: '{key}' must be a list of {n} numbers, got {value!r}")
     if len(value) != n:
@@ -88,7 +94,9 @@ class EmbedderSpec:
         w, h = _floats(_require(data, "input_size", path), 2, "input_size", path, integer=True)
         color_order = str(data.get("color_order", "rgb")).lower()
         if color_order not in _COLOR_ORDERS:
-            raise ModelError(f"{path}: color_order must be one of {_COLOR_ORDERS}, got {color_order!r}")
+            raise ModelError(
+                f"{path}: color_order must be one of {_COLOR_ORDERS}, got {color_order!r}"
+            )
         mean = _floats(_require(data, "mean", path), 3, "mean", path)
         std = _floats(_require(data, "std", path), 3, "std", path)
         if min(std) <= 0:
@@ -130,8 +138,10 @@ class Embedder:
         inp = self._interp.get_input_details()
         out = self._interp.get_output_details()
         if len(inp) != 1 or len(out) != 1:
-            raise ModelError(f"{spec.file}: expected an embedding model with 1 input and 1 output (spec "
-                             f"{spec.path or spec.id}), got {len(inp)} inputs and {len(out)} outputs")
+            raise ModelError(
+                f"{spec.file}: expected an embedding model with 1 input and 1 output (spec "
+                f"{spec.path or spec.id}), got {len(inp)} inputs and {len(out)} outputs"
+            )
         self._in, self._out = inp[0], out[0]
         w, h = spec.input_size
         in_sig = [int(v) for v in self._in.get("shape_signature", self._in["shape"])]
@@ -181,7 +191,7 @@ class Embedder:
         if self._dynamic_batch:
             raw = self._run(x)
         else:
-            raw = np.concatenate([self._run(x[i : i + 1]) for i in range(n)])
+            raw = np.concatenate([self._run(x[i:i + 1]) for i in range(n)])
         emb = self._dequantize(raw.reshape(n, -1))
         norms = np.linalg.norm(emb, axis=1, keepdims=True)
         return (emb / np.maximum(norms, 1e-12)).astype(np.float32)

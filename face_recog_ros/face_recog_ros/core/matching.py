@@ -59,7 +59,9 @@ def _as_queries(embeddings: np.ndarray, dim: int) -> np.ndarray:
     if queries.ndim == 1:
         queries = queries[None, :]
     if queries.ndim != 2 or queries.shape[1] != dim:
-        raise ValueError(f"query embeddings must have shape (N, {dim}), got {np.shape(embeddings)}")
+        raise ValueError(
+            f"query embeddings must have shape (N, {dim}), got {np.shape(embeddings)}"
+        )
     return queries
 
 

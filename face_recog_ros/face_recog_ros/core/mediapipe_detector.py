@@ -48,7 +48,8 @@ class MediaPipeFaceDetector:
             self._detector: Any = vision.FaceDetector.create_from_options(tasks_options)
         except (RuntimeError, ValueError) as e:
             raise ModelError(
-                f"MediaPipe cannot load {path}: {e} (a bare BlazeFace file needs its TFLite metadata: "
+                f"MediaPipe cannot load {path}: {e} (a bare BlazeFace file needs its TFLite "
+                "metadata: "
                 "tools/add_blazeface_metadata.py)"
             ) from e
         # Closed on garbage collection, or by _close_at_exit; not by __del__ or atexit, which
@@ -58,7 +59,8 @@ class MediaPipeFaceDetector:
         _register_for_exit(self)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        """Faces in an RGB uint8 (H, W, 3) image (grayscale and RGBA accepted), as FaceDetector.detect."""
+        """Faces in an RGB uint8 (H, W, 3) image (grayscale and RGBA accepted), as
+        FaceDetector.detect."""
         check_image(image)
         if self._detector is None:
             raise RuntimeError("detector is closed")
@@ -69,15 +71,23 @@ class MediaPipeFaceDetector:
         else:
             rgb = np.ascontiguousarray(image)
         h, w = rgb.shape[:2]
-        result = self._detector.detect(self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb))
+        result = self._detector.detect(
+            self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
+        )
         faces = []
         for d in result.detections:
             b = d.bounding_box
-            box = np.array([b.origin_x, b.origin_y, b.origin_x + b.width, b.origin_y + b.height], np.float32)
+            box = np.array(
+                [b.origin_x, b.origin_y, b.origin_x + b.width, b.origin_y + b.height], np.float32
+            )
             keypoints = np.array([[k.x * w, k.y * h] for k in d.keypoints], np.float32)
             if keypoints.shape != (NUM_KEYPOINTS, 2):
-                raise ModelError(f"MediaPipe returned {len(d.keypoints)} keypoints, expected {NUM_KEYPOINTS}")
-            faces.append(Detection(box=box, score=float(d.categories[0].score), keypoints=keypoints))
+                raise ModelError(
+                    f"MediaPipe returned {len(d.keypoints)} keypoints, expected {NUM_KEYPOINTS}"
+                )
+            faces.append(
+                Detection(box=box, score=float(d.categories[0].score), keypoints=keypoints)
+            )
         faces.sort(key=lambda f: -f.score)
         return faces[: self.options.max_faces]
 
@@ -128,10 +138,9 @@ def mediapipe_available() -> bool:
     return True
 
 
-
-
 def _import_mediapipe() -> tuple[Any, Any, Any]:
-    """mediapipe, its Tasks vision module and base_options, or ModelError saying how to install them.
+    """mediapipe, its Tasks vision module and base_options, or ModelError saying how to install
+    them.
 
     Imported on demand: the TFLite backend must not pay for (or depend on) mediapipe.
     """
@@ -142,7 +151,9 @@ def _import_mediapipe() -> tuple[Any, Any, Any]:
     except ImportError as e:
         raise ModelError(
             f"detector backend 'mediapipe' needs the mediapipe package ({e}). Install it with "
-            f"`{MEDIAPIPE_INSTALL}` (it also needs numpy, opencv-python(-headless) and matplotlib; "
-            "wheels exist for x86_64 and 64-bit aarch64 only), or set detector.backend to 'tflite'."
+            f"`{MEDIAPIPE_INSTALL}` (it also needs numpy, opencv-python(-headless) and "
+            "matplotlib; "
+            "wheels exist for x86_64 and 64-bit aarch64 only), or set detector.backend to "
+            "'tflite'."
         ) from e
     return mp, vision, base_options

@@ -18,7 +18,8 @@ from typing import Protocol, TypeVar
 import cv2
 import numpy as np
 
-from ..gallery.model import Gallery, GalleryOptions, PersonInfo
+from ..gallery.model import Gallery, PersonInfo
+from ..gallery.options import GalleryOptions
 from ..gallery.store import GalleryStore
 from ..types import Detection, Face
 from .alignment import AlignmentTemplate, align_face, quality_problem
@@ -77,7 +78,9 @@ def main_face(detections: list[Detection], score_slack: float = 0.15) -> Detecti
     picks a sharp face in the background over the subject.
     """
     top = max(d.score for d in detections)
-    return max((d for d in detections if d.score >= top - score_slack), key=lambda d: d.width * d.height)
+    return max(
+        (d for d in detections if d.score >= top - score_slack), key=lambda d: d.width * d.height
+    )
 
 
 PORTRAIT_MARGIN = 0.25  # margin added around cropped portraits, as a fraction of the long side
@@ -93,7 +96,7 @@ def shift_detection(detection: Detection, offset: float) -> Detection:
 
 
 class FaceRecognizer:
-    """`FaceRecognizer(config).process(rgb) -> list[Face]`; `enroll(name, images)` to teach it faces.
+    """`FaceRecognizer(config).process(rgb) -> list[Face]`; `enroll(name, images)` teaches it.
 
     ``config`` is a ``RecognizerConfig`` (``RecognizerConfig()`` for the defaults); its option
     groups are used as they are, so changing an option there applies from the next frame (the
@@ -117,7 +120,9 @@ class FaceRecognizer:
         if gallery is None:
             gallery = self._open_gallery()
         self.gallery = gallery
-        self.lock = threading.RLock()  # models and gallery: one user at a time (the stream shares it)
+        self.lock = (
+            threading.RLock()
+        )  # models and gallery: one user at a time (the stream shares it)
 
     # --- configuration ------------------------------------------------------------------
     @property
@@ -157,7 +162,9 @@ class FaceRecognizer:
                     self._other_range_detector = create_detector(
                         dataclasses.replace(options, model_range=other))
                 # The configured thresholds, as they are now, for the other range too.
-                self._other_range_detector.options = dataclasses.replace(options, model_range=other)
+                self._other_range_detector.options = dataclasses.replace(
+                    options, model_range=other
+                )
                 detections = self._other_range_detector.detect(rgb)
             if detections and fills_frame(main_face(detections), rgb.shape):
                 pad = int(PORTRAIT_MARGIN * max(rgb.shape[:2]))
@@ -177,7 +184,9 @@ class FaceRecognizer:
         has judged them already), and a reason ('' = fine) per face."""
         if reasons is None:
             reasons = self.quality_problems(detections)
-        return [align_face(rgb, d, self.template) for d, r in zip(detections, reasons) if not r], reasons
+        return [
+            align_face(rgb, d, self.template) for d, r in zip(detections, reasons) if not r
+        ], reasons
 
     def embed(self, rgb: np.ndarray, detections: list[Detection],
               reasons: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
@@ -216,8 +225,13 @@ class FaceRecognizer:
                 face.label, face.similarity, face.candidate, face.margin = (
                     m.label, m.similarity, m.candidate, m.margin)
                 face.embedding = emb
-            timings = {"detect": (t1 - t0) * 1e3, "align": (t2 - t1) * 1e3,
-                       "embed": (t3 - t2) * 1e3, "match": (t4 - t3) * 1e3, "total": (t4 - t0) * 1e3}
+            timings = {
+                "detect": (t1 - t0) * 1e3,
+                "align": (t2 - t1) * 1e3,
+                "embed": (t3 - t2) * 1e3,
+                "match": (t4 - t3) * 1e3,
+                "total": (t4 - t0) * 1e3,
+            }
             return Recognition(faces, timings, len(chips))
 
     # --- enrolment and gallery management -------------------------------------------------
@@ -246,7 +260,9 @@ class FaceRecognizer:
             except ValueError as exc:
                 skipped.append(f"{label}: {exc}")
         if not samples:
-            raise EnrollError(f"nothing enrolled for '{name}': " + "; ".join(skipped or ["no images"]))
+            raise EnrollError(
+                f"nothing enrolled for '{name}': " + "; ".join(skipped or ["no images"])
+            )
         return self.add_samples(name, np.stack(samples), overwrite=overwrite, skipped=skipped)
 
     def add_samples(self, name: str, embeddings: np.ndarray, *, overwrite: bool = False,

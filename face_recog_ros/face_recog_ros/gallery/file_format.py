@@ -97,8 +97,9 @@ def _kind(mode: int) -> str:
 
 
 def _not_regular(path: Path, mode: int) -> GalleryNotRegular:
-    return GalleryNotRegular(f"gallery path {path} is {_kind(mode)}; it must be a regular file (or not "
-                             "exist yet)")
+    return GalleryNotRegular(
+        f"gallery path {path} is {_kind(mode)}; it must be a regular file (or not exist yet)"
+    )
 
 
 def stat_regular(path: Path) -> FileSig | None:
@@ -127,8 +128,10 @@ def read_regular(path: Path) -> tuple[bytes, FileSig]:
         if not stat.S_ISREG(st.st_mode):
             raise _not_regular(path, st.st_mode)
         if st.st_size > MAX_FILE_BYTES:
-            raise GalleryCorrupt(f"gallery {path} is {st.st_size} bytes; no gallery is larger than "
-                                 f"{MAX_FILE_BYTES} bytes")
+            raise GalleryCorrupt(
+                f"gallery {path} is {st.st_size} bytes; no gallery is larger than "
+                f"{MAX_FILE_BYTES} bytes"
+            )
         with os.fdopen(fd, "rb", closefd=False) as f:
             return f.read(st.st_size), file_sig(st)  # bounded by the size checked above
     finally:
@@ -179,8 +182,11 @@ def write_atomic(path: Path, data: bytes) -> FileSig:
     return sig
 
 
-def decode(path: Path, data: bytes, embedding_space: str, dim: int) -> tuple[dict[str, Person], str, str]:
-    """Validate a file's bytes completely; returns (records in file order, created_at, updated_at)."""
+def decode(
+    path: Path, data: bytes, embedding_space: str, dim: int
+) -> tuple[dict[str, Person], str, str]:
+    """Validate a file's bytes completely; returns (records in file order, created_at,
+    updated_at)."""
     arrays = _parse_npz(path, data)
     meta = _parse_meta(path, arrays.get("meta"))
     version = meta.get("version")
@@ -193,16 +199,26 @@ def decode(path: Path, data: bytes, embedding_space: str, dim: int) -> tuple[dic
     space, file_dim = meta.get("embedding_space"), meta.get("dim")
     if space != embedding_space or file_dim != dim:
         raise GalleryMismatch(
-            f"gallery {path} was made with embedding model {space!r} (dim {file_dim}), but the running "
+            f"gallery {path} was made with embedding model {space!r} (dim {file_dim}), but the "
+            "running "
             f"model is {embedding_space!r} (dim {dim}); embeddings of different models "
-            "cannot be compared, so re-enrol or use a separate gallery file")
+            "cannot be compared, so re-enrol or use a separate gallery file"
+        )
     people, embeddings, owners = meta.get("people"), arrays.get("embeddings"), arrays.get("owners")
     if not isinstance(people, list) or embeddings is None or owners is None:
         raise GalleryCorrupt(f"gallery {path} lacks people metadata, embeddings or owners")
-    if (embeddings.dtype != np.float32 or embeddings.ndim != 2 or embeddings.shape[1] != dim
-            or owners.ndim != 1 or owners.dtype.kind not in "iu" or owners.shape[0] != embeddings.shape[0]):
-        raise GalleryCorrupt(f"gallery {path} has inconsistent arrays: embeddings {embeddings.dtype} "
-                             f"{embeddings.shape}, owners {owners.dtype} {owners.shape}")
+    if (
+        embeddings.dtype != np.float32
+        or embeddings.ndim != 2
+        or embeddings.shape[1] != dim
+        or owners.ndim != 1
+        or owners.dtype.kind not in "iu"
+        or owners.shape[0] != embeddings.shape[0]
+    ):
+        raise GalleryCorrupt(
+            f"gallery {path} has inconsistent arrays: embeddings {embeddings.dtype} "
+            f"{embeddings.shape}, owners {owners.dtype} {owners.shape}"
+        )
     if embeddings.size and not np.all(np.isfinite(embeddings)):
         raise GalleryCorrupt(f"gallery {path} contains NaN or infinite embeddings")
     norms = np.linalg.norm(embeddings.astype(np.float64), axis=1)
@@ -234,7 +250,9 @@ def decode(path: Path, data: bytes, embedding_space: str, dim: int) -> tuple[dic
         rev = entry.get("rev")
         if not (isinstance(rev, str) and 0 < len(rev) <= 32 and set(rev) <= _REV_CHARS):
             # Files written before revisions: the same bytes give the same revision everywhere.
-            rev = hashlib.sha256(rows.tobytes() + f"{name}|{enrolled_at}|{updated_at}".encode()).hexdigest()[:16]
+            rev = hashlib.sha256(
+                rows.tobytes() + f"{name}|{enrolled_at}|{updated_at}".encode()
+            ).hexdigest()[:16]
         records[name] = Person(rows, enrolled_at, updated_at, rev)
     return records, str(meta.get("created_at", "")), str(meta.get("updated_at", ""))
 
@@ -247,8 +265,16 @@ def _parse_npz(path: Path, data: bytes) -> dict[str, np.ndarray]:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             # Only the members we know: an unexpected huge member is never decompressed.
             return {key: npz[key] for key in _MEMBERS if key in npz.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, RuntimeError, zlib.error,
-            NotImplementedError) as err:  # zlib.error/NotImplementedError: bad or unknown compression
+    except (
+        zipfile.BadZipFile,
+        ValueError,
+        OSError,
+        EOFError,
+        KeyError,
+        RuntimeError,
+        zlib.error,
+        NotImplementedError,
+    ) as err:  # zlib.error/NotImplementedError: bad or unknown compression
         raise GalleryCorrupt(f"gallery {path} is damaged or truncated: {err}") from err
 
 
@@ -261,8 +287,10 @@ def _check_member_sizes(path: Path, data: bytes) -> None:
             if info.filename.removesuffix(".npy") not in _MEMBERS:
                 continue
             if info.file_size > limit:
-                raise GalleryCorrupt(f"gallery {path}: member {info.filename!r} claims {info.file_size} bytes "
-                                     f"in a {len(data)}-byte file")
+                raise GalleryCorrupt(
+                    f"gallery {path}: member {info.filename!r} claims {info.file_size} bytes "
+                    f"in a {len(data)}-byte file"
+                )
             with archive.open(info) as member:
                 version = np.lib.format.read_magic(member)
                 read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
@@ -270,8 +298,10 @@ def _check_member_sizes(path: Path, data: bytes) -> None:
                 shape, _, dtype = read_header(member)
             nbytes = dtype.itemsize * math.prod(shape)
             if nbytes > info.file_size:
-                raise GalleryCorrupt(f"gallery {path}: member {info.filename!r} claims shape {shape} of "
-                                     f"{dtype} ({nbytes} bytes) but holds {info.file_size} bytes")
+                raise GalleryCorrupt(
+                    f"gallery {path}: member {info.filename!r} claims shape {shape} of "
+                    f"{dtype} ({nbytes} bytes) but holds {info.file_size} bytes"
+                )
 
 
 def _parse_meta(path: Path, meta: np.ndarray | None) -> dict:
@@ -279,7 +309,11 @@ def _parse_meta(path: Path, meta: np.ndarray | None) -> dict:
         raise GalleryCorrupt(f"gallery {path} has no metadata")
     try:
         parsed = json.loads(meta.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:  # RecursionError: deep nesting
+    except (
+        UnicodeDecodeError,
+        json.JSONDecodeError,
+        RecursionError,
+    ) as err:  # RecursionError: deep nesting
         raise GalleryCorrupt(f"gallery {path} has unreadable metadata: {err}") from err
     if not isinstance(parsed, dict) or parsed.get("format") != FORMAT_NAME:
         raise GalleryCorrupt(f"gallery {path} is not a {FORMAT_NAME} file")

@@ -21,10 +21,8 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from ..options import Options, option
 from .names import lookup_key, validate_name
-
-DEFAULT_MAX_SAMPLES_PER_PERSON = 50
+from .options import DEFAULT_MAX_SAMPLES_PER_PERSON, GalleryOptions
 
 
 class UnknownPerson(KeyError):
@@ -36,17 +34,6 @@ class UnknownPerson(KeyError):
 
 class NameTaken(ValueError):
     """Renaming onto a name that is already enrolled without ``merge=True``."""
-
-
-@dataclass
-class GalleryOptions(Options):
-    """The `gallery.*` group: where the gallery is kept and how many samples a person keeps."""
-
-    path: str = option("~/.ros/face_recog_ros/gallery.npz", "Gallery file (embeddings only); saved "
-                       "atomically after every change. Empty: keep the gallery in memory only",
-                       read_only=True)
-    max_samples_per_person: int = option(DEFAULT_MAX_SAMPLES_PER_PERSON, "Most embeddings kept per "
-                                         "person (newest kept)", low=1, high=10000)
 
 
 @dataclass(frozen=True)
@@ -135,7 +122,11 @@ class Gallery:
             raise ValueError("embedding_space must be a non-empty model identifier")
         if int(dim) <= 0:
             raise ValueError(f"dim must be positive, got {dim}")
-        if options is None and max_samples_per_person is not None and int(max_samples_per_person) < 1:
+        if (
+            options is None
+            and max_samples_per_person is not None
+            and int(max_samples_per_person) < 1
+        ):
             raise ValueError("max_samples_per_person must be >= 1 or None (unlimited)")
         self.embedding_space = str(embedding_space)
         self.dim = int(dim)
@@ -212,7 +203,9 @@ class Gallery:
         counts = np.fromiter((p.embeddings.shape[0] for p in self._people.values()), dtype=np.intp,
                              count=len(self._people))
         if counts.size:
-            matrix = np.ascontiguousarray(np.concatenate([p.embeddings for p in self._people.values()]))
+            matrix = np.ascontiguousarray(
+                np.concatenate([p.embeddings for p in self._people.values()])
+            )
         else:
             matrix = np.zeros((0, self.dim), dtype=np.float32)
         owners = np.repeat(np.arange(counts.size, dtype=np.intp), counts)
@@ -274,8 +267,10 @@ class Gallery:
                 self._changed(now)
                 return renamed.embeddings.shape[0]
             if not merge:
-                raise NameTaken(f"cannot rename {old_key!r} to {new_key!r}: {new_key!r} is already enrolled "
-                                "(use merge to combine them)")
+                raise NameTaken(
+                    f"cannot rename {old_key!r} to {new_key!r}: {new_key!r} is already enrolled "
+                    "(use merge to combine them)"
+                )
             combined = Person(self._capped(np.concatenate([target.embeddings, person.embeddings])),
                               min(target.enrolled_at, person.enrolled_at), now, new_rev())
             self._people[new_key] = combined
@@ -336,10 +331,13 @@ class Gallery:
             return changed
 
     def _combined(self, ours: Person, other: Person) -> Person:
-        """Both copies changed one person: keep every distinct sample (theirs first, ours newest)."""
+        """Both copies changed one person: keep every distinct sample (theirs first, ours
+        newest)."""
         seen = {row.tobytes() for row in other.embeddings}
         extra = [row for row in ours.embeddings if row.tobytes() not in seen]
-        rows = np.concatenate([other.embeddings, np.asarray(extra, np.float32).reshape(-1, self.dim)])
+        rows = np.concatenate(
+            [other.embeddings, np.asarray(extra, np.float32).reshape(-1, self.dim)]
+        )
         return Person(self._capped(rows), min(ours.enrolled_at, other.enrolled_at),
                       max(ours.updated_at, other.updated_at), new_rev())
 
@@ -363,8 +361,10 @@ class Gallery:
         if rows.ndim == 1:
             rows = rows[None, :]
         if rows.ndim != 2 or rows.shape[1] != self.dim:
-            raise ValueError(f"embeddings must have shape (N, {self.dim}) for {self.embedding_space!r}, "
-                             f"got {np.shape(embeddings)}")
+            raise ValueError(
+                f"embeddings must have shape (N, {self.dim}) for {self.embedding_space!r}, "
+                f"got {np.shape(embeddings)}"
+            )
         if rows.shape[0] == 0:
             raise ValueError("no embeddings given")
         if not np.issubdtype(rows.dtype, np.number) or np.iscomplexobj(rows):

@@ -29,7 +29,9 @@ def validate_name(name: str) -> str:
     if not canonical:
         raise InvalidName("name is empty")
     if len(canonical) > MAX_NAME_LENGTH:
-        raise InvalidName(f"name is {len(canonical)} characters long; the limit is {MAX_NAME_LENGTH}")
+        raise InvalidName(
+            f"name is {len(canonical)} characters long; the limit is {MAX_NAME_LENGTH}"
+        )
     for ch in canonical:
         if ch in "/\\":
             raise InvalidName(f"name {canonical!r} contains {ch!r}; names are labels, not paths")

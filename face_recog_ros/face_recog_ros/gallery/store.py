@@ -25,7 +25,8 @@ from typing import TypeVar
 
 from .file_format import (FileSig, GalleryError, GalleryNotRegular, content_digest, decode, encode,
                           move_aside, read_regular, remove_stale_temps, stat_regular, write_atomic)
-from .model import DEFAULT_MAX_SAMPLES_PER_PERSON, Gallery, GalleryOptions, Person
+from .model import Gallery, Person
+from .options import DEFAULT_MAX_SAMPLES_PER_PERSON, GalleryOptions
 
 T = TypeVar("T")
 
@@ -96,8 +97,11 @@ class GalleryStore:
             if not move_aside_bad:
                 raise
             bad = move_aside(self.path)
-            warning = (f"gallery {self.path} could not be used ({err}); moved it to {bad} and started an "
-                       f"empty gallery. Nothing was deleted: restore it by moving {bad} back to {self.path}.")
+            warning = (
+                f"gallery {self.path} could not be used ({err}); moved it to {bad} and started an "
+                f"empty gallery. Nothing was deleted: restore it by moving {bad} back to "
+                f"{self.path}."
+            )
         self._synced = _Synced(None, None)
         return Gallery(embedding_space, dim, max_samples_per_person=max_samples_per_person,
                        options=options), warning
@@ -162,7 +166,9 @@ class GalleryStore:
             self._synced = _Synced(sig, digest, synced.revs)
             return False
         try:
-            people, created_at, updated_at = decode(self.path, data, gallery.embedding_space, gallery.dim)
+            people, created_at, updated_at = decode(
+                self.path, data, gallery.embedding_space, gallery.dim
+            )
         except GalleryError:
             self._bad_sig = sig
             raise
@@ -174,7 +180,9 @@ class GalleryStore:
 def load_gallery(path: str | os.PathLike[str], embedding_space: str, dim: int, *,
                  max_samples_per_person: int | None = DEFAULT_MAX_SAMPLES_PER_PERSON) -> Gallery:
     """Read a gallery file once (see :meth:`GalleryStore.load`)."""
-    return GalleryStore(path).load(embedding_space, dim, max_samples_per_person=max_samples_per_person)
+    return GalleryStore(path).load(
+        embedding_space, dim, max_samples_per_person=max_samples_per_person
+    )
 
 
 def save_gallery(gallery: Gallery, path: str | os.PathLike[str]) -> None:

@@ -1,10 +1,12 @@
 """Frames of a sensor_msgs/Image or CompressedImage topic in a ROS 2 bag.
 
-`rosbags` (pure Python, no ROS installation) reads .mcap and sqlite3 .db3 bags, as the bag
-folder (with its metadata.yaml) or the bare storage file. Messages are decoded by the node's
-validated decoding (io/image_messages.py), which reads the messages' fields only. The frame time is the message's header stamp, or the time it was recorded
-when the publisher left the stamp empty, counted from the topic's first frame.
+`rosbags` (pure Python, no ROS installation) reads .mcap and sqlite3 .db3 bags, as the bag folder
+(with its metadata.yaml) or the bare storage file. Messages are decoded by the node's validated
+decoding (io/image_messages.py), which reads the messages' fields only. The frame time is the
+message's header stamp, or the time it was recorded when the publisher left the stamp empty,
+counted from the topic's first frame.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -93,7 +95,9 @@ class BagSource:
         with self._open() as reader:
             connections = [c for c in reader.connections if c.topic == self.topic]
             first = None
-            for index, (connection, logged_ns, raw) in enumerate(reader.messages(connections=connections)):
+            for index, (connection, logged_ns, raw) in enumerate(
+                reader.messages(connections=connections)
+            ):
                 msg = reader.deserialize(raw, connection.msgtype)
                 stamp = message_stamp(msg, logged_ns)
                 first = stamp if first is None else first

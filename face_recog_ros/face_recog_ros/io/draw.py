@@ -19,8 +19,14 @@ def label_color(label: str) -> tuple[int, int, int]:
 
 
 def face_caption(face: Face) -> str:
-    text = face.label if face.label != UNKNOWN or not face.candidate else f"{UNKNOWN} ({face.candidate}?)"
-    if face.rejected and face.label == UNKNOWN:  # a tracked face keeps its name through a bad frame
+    text = (
+        face.label
+        if face.label != UNKNOWN or not face.candidate
+        else f"{UNKNOWN} ({face.candidate}?)"
+    )
+    if (
+        face.rejected and face.label == UNKNOWN
+    ):  # a tracked face keeps its name through a bad frame
         text = face.rejected.split(":")[0]
     elif face.similarity:
         text += f" {face.similarity:.2f}"
@@ -45,6 +51,14 @@ def annotate(rgb: np.ndarray, faces: list[Face], *, keypoints: bool = True) -> n
         (tw, th), base = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, thick)
         ty = y1 - 4 if y1 - th - base - 4 > 0 else y2 + th + 4
         cv2.rectangle(out, (x1, ty - th - 4), (x1 + tw + 4, ty + base), color, -1)
-        cv2.putText(out, caption, (x1 + 2, ty - 2), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (0, 0, 0),
-                    thick, cv2.LINE_AA)
+        cv2.putText(
+            out,
+            caption,
+            (x1 + 2, ty - 2),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.6 * scale,
+            (0, 0, 0),
+            thick,
+            cv2.LINE_AA,
+        )
     return out

@@ -48,7 +48,9 @@ class Refusal(str, Enum):
     STEP_TOO_SMALL = "step_too_small"  # row stride shorter than one row of the encoding
     ODD_SIZE = "odd_size"  # odd width/height for a chroma-subsampled encoding
     DATA_TOO_SHORT = "data_too_short"  # fewer bytes than step * rows
-    DATA_TOO_LONG = "data_too_long"  # more bytes than step * rows (exact=True): sizes or encoding lie
+    DATA_TOO_LONG = (
+        "data_too_long"  # more bytes than step * rows (exact=True): sizes or encoding lie
+    )
     UNSUPPORTED_ENCODING = "unsupported_encoding"  # unknown, 16-bit, float, Bayer, compressedDepth
     EMPTY_DATA = "empty_data"  # compressed image without bytes
     CORRUPT_COMPRESSED = "corrupt_compressed"  # JPEG/PNG that does not decode
@@ -74,7 +76,9 @@ class _Layout:
     """How a raw encoding is laid out and turned into RGB."""
 
     bytes_per_pixel: int  # bytes per pixel within a row (for planar NV formats: of the Y plane)
-    rows_num: int  # buffer rows = height * rows_num // rows_den (NV12/NV21 carry a half-height UV plane)
+    rows_num: (
+        int  # buffer rows = height * rows_num // rows_den (NV12/NV21 carry a half-height UV plane)
+    )
     rows_den: int
     to_rgb: Callable[[np.ndarray], np.ndarray] | None  # None: the view already is RGB
     even_width: bool = False
@@ -98,7 +102,8 @@ _LAYOUTS: dict[str, _Layout] = {
     "uyvy": _Layout(2, 1, 1, _cvt(cv2.COLOR_YUV2RGB_UYVY), even_width=True),
     "yuv422_yuy2": _Layout(2, 1, 1, _cvt(cv2.COLOR_YUV2RGB_YUY2), even_width=True),
     "yuyv": _Layout(2, 1, 1, _cvt(cv2.COLOR_YUV2RGB_YUY2), even_width=True),
-    # Y plane (height rows) followed by an interleaved half-resolution chroma plane (height/2 rows),
+    # Y plane (height rows) followed by an interleaved half-resolution chroma plane (height/2
+    # rows),
     # both with the same row stride `step`.
     "nv21": _Layout(1, 3, 2, _cvt(cv2.COLOR_YUV2RGB_NV21), even_width=True, even_height=True),
     "nv12": _Layout(1, 3, 2, _cvt(cv2.COLOR_YUV2RGB_NV12), even_width=True, even_height=True),
@@ -116,8 +121,10 @@ def _check_size(width: int, height: int, max_pixels: int | None) -> None:
         raise ImageConversionError(f"image has zero size ({width}x{height})", Refusal.ZERO_SIZE)
     if max_pixels is not None and width * height > max_pixels:
         raise ImageConversionError(
-            f"image {width}x{height} has {width * height} pixels, more than max_pixels={max_pixels}",
-            Refusal.TOO_LARGE)
+            f"image {width}x{height} has {width * height} pixels, more than "
+            f"max_pixels={max_pixels}",
+            Refusal.TOO_LARGE,
+        )
 
 
 def image_to_rgb(msg: Image, max_pixels: int | None = DEFAULT_MAX_PIXELS, *,
@@ -131,9 +138,9 @@ def image_to_rgb(msg: Image, max_pixels: int | None = DEFAULT_MAX_PIXELS, *,
     message is refused. is_bigendian does not matter for the supported 8-bit encodings. Encoding
     names are matched case-insensitively.
 
-    Raises UnsupportedEncoding for encodings outside SUPPORTED_ENCODINGS (16-bit, float, Bayer, ...)
-    and ImageConversionError for zero size, more than max_pixels pixels, step shorter than a row,
-    odd sizes for chroma-subsampled encodings, or data shorter than step * rows; its ``cause``
+    Raises UnsupportedEncoding for encodings outside SUPPORTED_ENCODINGS (16-bit, float, Bayer,
+    ...) and ImageConversionError for zero size, more than max_pixels pixels, step shorter than a
+    row, odd sizes for chroma-subsampled encodings, or data shorter than step * rows; its ``cause``
     says which.
     """
     encoding = msg.encoding
@@ -145,9 +152,13 @@ def image_to_rgb(msg: Image, max_pixels: int | None = DEFAULT_MAX_PIXELS, *,
     width, height, step = int(msg.width), int(msg.height), int(msg.step)
     _check_size(width, height, max_pixels)
     if layout.even_width and width % 2:
-        raise ImageConversionError(f"{encoding} needs an even width, got {width}", Refusal.ODD_SIZE)
+        raise ImageConversionError(
+            f"{encoding} needs an even width, got {width}", Refusal.ODD_SIZE
+        )
     if layout.even_height and height % 2:
-        raise ImageConversionError(f"{encoding} needs an even height, got {height}", Refusal.ODD_SIZE)
+        raise ImageConversionError(
+            f"{encoding} needs an even height, got {height}", Refusal.ODD_SIZE
+        )
     row_bytes = width * layout.bytes_per_pixel
     if step < row_bytes:
         raise ImageConversionError(
@@ -161,8 +172,11 @@ def image_to_rgb(msg: Image, max_pixels: int | None = DEFAULT_MAX_PIXELS, *,
             f"data has {len(msg.data)}", Refusal.DATA_TOO_SHORT)
     if exact and len(msg.data) > needed:
         raise ImageConversionError(
-            f"{encoding} image {width}x{height} with step {step} has {len(msg.data) - needed} bytes "
-            "more than it needs; its sizes or encoding do not describe the data", Refusal.DATA_TOO_LONG)
+            f"{encoding} image {width}x{height} with step {step} has {len(msg.data) - needed} "
+            "bytes "
+            "more than it needs; its sizes or encoding do not describe the data",
+            Refusal.DATA_TOO_LONG,
+        )
     buf = np.frombuffer(msg.data, dtype=np.uint8, count=needed)  # no copy
     view = buf.reshape(rows, step)[:, :row_bytes]  # strided view: row padding skipped, no copy
     if layout.bytes_per_pixel > 1:
@@ -196,16 +210,22 @@ def _header_size(data: np.ndarray) -> tuple[int, int] | None:
             continue
         # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack(">HH", raw[i + 5 : i + 9])
+            height, width = struct.unpack(">HH", raw[i + 5:i + 9])
             return width, height
         if marker in (0xD9, 0xDA):  # end of image or start of scan before any frame header
             break
-        i += 2 if 0xD0 <= marker <= 0xD7 or marker == 0x01 else 2 + struct.unpack(">H", raw[i + 2 : i + 4])[0]
+        i += (
+            2
+            if 0xD0 <= marker <= 0xD7 or marker == 0x01
+            else 2 + struct.unpack(">H", raw[i + 2:i + 4])[0]
+        )
     raise ImageConversionError(f"JPEG without a readable frame header ({len(raw)} bytes)",
                                Refusal.CORRUPT_COMPRESSED)
 
 
-def compressed_to_rgb(msg: CompressedImage, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def compressed_to_rgb(
+    msg: CompressedImage, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
     """Decode a sensor_msgs/CompressedImage (JPEG, PNG, anything cv2.imdecode reads) to RGB uint8.
 
     Raises UnsupportedEncoding for compressedDepth, ImageConversionError for empty or corrupt data

@@ -1,9 +1,11 @@
-"""Public-domain faces bundled with scikit-image and matplotlib, for the demo, tests and benchmarks.
+"""Public-domain faces bundled with scikit-image and matplotlib, for the demo, tests and
+benchmarks.
 
 Nothing here is shipped by this project: Eileen Collins (`skimage.data.astronaut`, NASA) and
 Grace Hopper (matplotlib's `grace_hopper.jpg`, US Navy) are public-domain photos installed
 with those libraries. Frames are composed from them, moved, scaled, mirrored and re-lit.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -56,7 +58,9 @@ def place(frame: np.ndarray, name: str, center: tuple[float, float], height: int
     """Paste a scaled head into frame (in place), clipped at the frame's border."""
     src = head(name)
     scale = height / src.shape[0]
-    tile = cv2.resize(src, (max(1, int(src.shape[1] * scale)), height), interpolation=cv2.INTER_AREA)
+    tile = cv2.resize(
+        src, (max(1, int(src.shape[1] * scale)), height), interpolation=cv2.INTER_AREA
+    )
     if mirror:
         tile = tile[:, ::-1]
     if gain != 1.0:
@@ -81,7 +85,13 @@ def scene(n_faces: int, size: tuple[int, int] = (640, 480)) -> np.ndarray:
     names = list(HEAD_BOXES)
     for i in range(n_faces):
         r, c = divmod(i, cols)
-        place(frame, names[i % 2], ((c + 0.5) * cell_w, (r + 0.5) * cell_h), height, mirror=bool(i % 3 == 2))
+        place(
+            frame,
+            names[i % 2],
+            ((c + 0.5) * cell_w, (r + 0.5) * cell_h),
+            height,
+            mirror=bool(i % 3 == 2),
+        )
     return frame
 
 
@@ -130,10 +140,17 @@ def visit_path(i: int) -> tuple[float, float, int] | None:
 DEFAULT_CAST = (Appearance("astronaut", walk_path), Appearance("grace_hopper", visit_path))
 
 
-def head_box(name: str, center: tuple[float, float], height: int) -> tuple[float, float, float, float]:
+def head_box(
+    name: str, center: tuple[float, float], height: int
+) -> tuple[float, float, float, float]:
     x1, y1, x2, y2 = HEAD_BOXES[name]
     width = (x2 - x1) * height / (y2 - y1)
-    return (center[0] - width / 2, center[1] - height / 2, center[0] + width / 2, center[1] + height / 2)
+    return (
+        center[0] - width / 2,
+        center[1] - height / 2,
+        center[0] + width / 2,
+        center[1] + height / 2,
+    )
 
 
 def sequence(frames: int = 240, fps: float = 30.0, *, cast: tuple[Appearance, ...] = DEFAULT_CAST,
@@ -156,13 +173,23 @@ def sequence(frames: int = 240, fps: float = 30.0, *, cast: tuple[Appearance, ..
             if where is None:
                 continue
             x, y, height = where
-            place(frame, person.name, (x, y), height, gain=1.0 + 0.12 * np.sin(i / 17 + len(visible)))
+            place(
+                frame, person.name, (x, y), height, gain=1.0 + 0.12 * np.sin(i / 17 + len(visible))
+            )
             box = head_box(person.name, (x, y), height)
             hidden = i in occluded.get(person.name, ())
             if hidden:  # a grey board in front of the head
                 bx1, by1, bx2, by2 = (int(round(v)) for v in box)
-                cv2.rectangle(frame, (bx1 - 10, by1 - 10), (bx2 + 10, by2 + 10), (128, 128, 128), -1)
-            if not hidden and box[0] >= 0 and box[1] >= 0 and box[2] <= size[0] and box[3] <= size[1]:
+                cv2.rectangle(
+                    frame, (bx1 - 10, by1 - 10), (bx2 + 10, by2 + 10), (128, 128, 128), -1
+                )
+            if (
+                not hidden
+                and box[0] >= 0
+                and box[1] >= 0
+                and box[2] <= size[0]
+                and box[3] <= size[1]
+            ):
                 visible[person.name] = box
         yield SequenceFrame(i, i / fps, frame, visible)
 

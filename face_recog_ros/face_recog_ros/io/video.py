@@ -129,11 +129,13 @@ class VideoSink:
     def _mux_audio(self) -> str:
         ffmpeg = find_ffmpeg()
         if ffmpeg is None:
-            return "ffmpeg is not on PATH: the output video is SILENT (install ffmpeg to keep the audio)"
+            return ("ffmpeg is not on PATH: the output video is SILENT (install ffmpeg to keep "
+                    "the audio)")
         muxed = self._scratch("muxed")
         base = [ffmpeg, "-v", "error", "-y", "-i", str(self._temp), "-i", str(self.audio_from),
                 "-map", "0:v:0", "-map", "1:a?", "-c:v", "copy", "-shortest"]
-        # Copy the audio as is; re-encode to AAC where the container cannot hold the original codec.
+        # Copy the audio as is; re-encode to AAC where the container cannot hold the original
+        # codec.
         for audio in (["-c:a", "copy"], ["-c:a", "aac"]):
             done = subprocess.run(base + audio + [str(muxed)], capture_output=True, text=True)
             if done.returncode == 0:
@@ -142,12 +144,16 @@ class VideoSink:
                     return "audio copied from the input"
                 return "the input has no audio"
         muxed.unlink(missing_ok=True)
-        return f"ffmpeg could not copy the audio, the output is SILENT: {done.stderr.strip()[-300:]}"
+        return (
+            f"ffmpeg could not copy the audio, the output is SILENT: {done.stderr.strip()[-300:]}"
+        )
 
 
 def has_audio(ffmpeg: str, path: Path) -> bool:
     """Whether ffmpeg sees an audio stream in the file (ffprobe is not always installed)."""
-    done = subprocess.run([ffmpeg, "-hide_banner", "-i", str(path)], capture_output=True, text=True)
+    done = subprocess.run(
+        [ffmpeg, "-hide_banner", "-i", str(path)], capture_output=True, text=True
+    )
     return "Audio:" in done.stderr
 
 

@@ -1,8 +1,10 @@
-"""`face-recog benchmark`: per-stage latency of this pipeline and of face_recognition, same frames, one run.
+"""`face-recog benchmark`: per-stage latency of this pipeline and of face_recognition, same frames,
+one run.
 
 Machines here are shared and noisy, so what matters is the ratio measured side by side; the
 absolute milliseconds are printed too. Frames are 640x480 with 1 and 5 public-domain faces.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -40,8 +42,9 @@ def time_ours(recognizer: FaceRecognizer, frame: np.ndarray, runs: int) -> dict[
     return result
 
 
-def time_reference(ref: reference.FaceRecognitionReference, frame: np.ndarray, known: list[np.ndarray],
-                   runs: int) -> dict[str, float]:
+def time_reference(
+    ref: reference.FaceRecognitionReference, frame: np.ndarray, known: list[np.ndarray], runs: int
+) -> dict[str, float]:
     import face_recognition
     stages: dict[str, list[float]] = {"detect": [], "embed_per_face": [], "total": []}
     faces = 0
@@ -95,22 +98,34 @@ def run_benchmark(config: RecognizerConfig, frames: int = 30, compare: bool = Tr
         else:
             print("face_recognition is not installed: printing this pipeline only")
     known = [ref.embed_largest(samples.photo(k)) for k in samples.PEOPLE] if ref else []
-    print(f"embedder {recognizer.spec.id}, detector {config.detector.model_range} range, "
-          f"{config.detector.num_threads}/{config.embedder.num_threads} threads, {frames} timed runs per case")
-    header = f"{'case':<10}{'pipeline':<26}{'faces':>6}{'detect':>9}{'align':>8}{'embed/face':>11}{'end-to-end':>11}"
+    print(
+        f"embedder {recognizer.spec.id}, detector {config.detector.model_range} range, "
+        f"{config.detector.num_threads}/{config.embedder.num_threads} threads, {frames} timed "
+        "runs per case"
+    )
+    header = (f"{'case':<10}{'pipeline':<26}{'faces':>6}{'detect':>9}{'align':>8}"
+              f"{'embed/face':>11}{'end-to-end':>11}")
     print(header)
     print("-" * len(header))
     for n in (1, 5):
         frame = samples.scene(n)
         ours = time_ours(recognizer, frame, frames)
-        print(f"{n} face{'s' if n > 1 else '':<4}{'face_recog_ros':<26}{ours['faces']:>6.0f}{ours['detect']:>9.2f}"
-              f"{ours['align']:>8.2f}{ours['embed_per_face']:>11.2f}{ours['total']:>11.2f}")
+        print(
+            f"{n} face{'s' if n > 1 else '':<4}{'face_recog_ros':<26}{ours['faces']:>6.0f}"
+            f"{ours['detect']:>9.2f}{ours['align']:>8.2f}{ours['embed_per_face']:>11.2f}"
+            f"{ours['total']:>11.2f}"
+        )
         if ref:
             theirs = time_reference(ref, frame, known, max(3, frames // 5))
             print(f"{'':<10}{ref.name:<26}{theirs['faces']:>6.0f}{theirs['detect']:>9.2f}{'':>8}"
                   f"{theirs['embed_per_face']:>11.2f}{theirs['total']:>11.2f}")
-            print(f"{'':<10}{'speed-up':<26}{'':>6}{theirs['detect'] / ours['detect']:>8.1f}x{'':>8}"
-                  f"{theirs['embed_per_face'] / ours['embed_per_face']:>10.1f}x"
-                  f"{theirs['total'] / ours['total']:>10.1f}x")
-    print(f"gallery search, 10,000 identities, 1 query: {time_gallery_search(recognizer.spec.output_dim):.3f} ms")
+            print(
+                f"{'':<10}{'speed-up':<26}{'':>6}{theirs['detect'] / ours['detect']:>8.1f}x{'':>8}"
+                f"{theirs['embed_per_face'] / ours['embed_per_face']:>10.1f}x"
+                f"{theirs['total'] / ours['total']:>10.1f}x"
+            )
+    print(
+        "gallery search, 10,000 identities, 1 query: "
+        f"{time_gallery_search(recognizer.spec.output_dim):.3f} ms"
+    )
     return 0

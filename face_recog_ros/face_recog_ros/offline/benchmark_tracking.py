@@ -106,9 +106,12 @@ def run_tracking_benchmark(config: RecognizerConfig, frames: int = 240, fps: flo
     metrics = {mode: label_metrics(r, all_visits, fps) for mode, r in results.items()}
 
     t = config.tracking
-    print(f"embedder {recognizer.spec.id}, detector {config.detector.model_range} range, "
-          f"{config.detector.num_threads}/{config.embedder.num_threads} threads; {len(sequence)} frames "
-          f"at {fps:g} fps, {len(all_visits)} person-visits")
+    print(
+        f"embedder {recognizer.spec.id}, detector {config.detector.model_range} range, "
+        f"{config.detector.num_threads}/{config.embedder.num_threads} threads; {len(sequence)} "
+        "frames "
+        f"at {fps:g} fps, {len(all_visits)} person-visits"
+    )
     print(f"tracking: detect_interval {t.detect_interval}, reembed_interval {t.reembed_interval}, "
           f"max_embeddings_per_frame {t.max_embeddings_per_frame}, min_evidence {t.min_evidence}, "
           f"min_hits {t.min_hits}")
@@ -125,7 +128,10 @@ def run_tracking_benchmark(config: RecognizerConfig, frames: int = 240, fps: flo
     on, off = results["on"], results["off"]
     checks = [
         ("embedder calls (off / on)", sum(off.embedded) / max(sum(on.embedded), 1)),
-        ("mean CPU per frame (off / on)", statistics.fmean(off.cpu_ms) / statistics.fmean(on.cpu_ms)),
+        (
+            "mean CPU per frame (off / on)",
+            statistics.fmean(off.cpu_ms) / statistics.fmean(on.cpu_ms),
+        ),
     ]
     ok = True
     for name, ratio in checks:
@@ -139,6 +145,9 @@ def run_tracking_benchmark(config: RecognizerConfig, frames: int = 240, fps: flo
     slowest = metrics["on"]["max_frames_to_label"]
     met = slowest <= MAX_FRAMES_TO_LABEL
     ok &= met
-    print(f"goal first correct label within {MAX_FRAMES_TO_LABEL} frames (tracking on): slowest visit "
-          f"{slowest:.0f} {'met' if met else 'NOT met'}")
+    print(
+        f"goal first correct label within {MAX_FRAMES_TO_LABEL} frames (tracking on): slowest "
+        "visit "
+        f"{slowest:.0f} {'met' if met else 'NOT met'}"
+    )
     return 0 if ok else 1

@@ -48,7 +48,9 @@ class FaceCollection:
     problems: list[str]  # photos that could not be read, faces that could not be embedded
 
 
-def collect_faces(recognizer: FaceRecognizer, root: str | Path, *, progress: bool = True) -> FaceCollection:
+def collect_faces(
+    recognizer: FaceRecognizer, root: str | Path, *, progress: bool = True
+) -> FaceCollection:
     """Embed every usable face in every photo under ``root`` (recursively)."""
     root = Path(root)
     paths = photos_under(root)
@@ -97,12 +99,15 @@ def thumbnail_name(index: int) -> str:
 
 
 def prepare_output(out: Path) -> None:
-    """Create ``out``, or clear a previous cluster run there; never touches a folder of other files."""
+    """Create ``out``, or clear a previous cluster run there; never touches a folder of other
+    files."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
         if not (out / INDEX_FILE).is_file():
-            raise ValueError(f"{out} is not empty and holds no earlier cluster output; choose a new folder")
+            raise ValueError(
+                f"{out} is not empty and holds no earlier cluster output; choose a new folder"
+            )
         for child in out.iterdir():
             if child.is_dir() and _CLUSTER_DIR.fullmatch(child.name):
                 shutil.rmtree(child)
@@ -113,7 +118,8 @@ def prepare_output(out: Path) -> None:
 
 def write_clusters(out: str | Path, collection: FaceCollection, clusters: np.ndarray,
                    recognizer: FaceRecognizer, source: Path) -> None:
-    """Thumbnails per cluster folder, clusters.npz (embeddings and where each face came from), index.html."""
+    """Thumbnails per cluster folder, clusters.npz (embeddings and where each face came from),
+    index.html."""
     out = Path(out)
     prepare_output(out)
     names = [thumbnail_name(i) for i in range(len(collection.records))]
@@ -132,14 +138,18 @@ def write_clusters(out: str | Path, collection: FaceCollection, clusters: np.nda
     (out / "index.html").write_text(contact_sheet(collection, clusters, names, out))
 
 
-def contact_sheet(collection: FaceCollection, clusters: np.ndarray, names: list[str], out: Path) -> str:
-    parts = ["<!doctype html><meta charset='utf-8'><title>face clusters</title>",
-             "<style>body{font-family:sans-serif}img{margin:2px;width:96px;height:96px}"
-             "h2{margin-bottom:4px}code{background:#eee}</style>",
-             f"<h1>{len(collection.records)} faces in {int(clusters.max(initial=0))} clusters</h1>",
-             "<p>Enrol a cluster with <code>face-recog enroll-cluster "
-             f"{html.escape(str(out))}/cluster_N NAME</code>. Only the thumbnails still in the "
-             "cluster folder are enrolled: delete wrong faces first.</p>"]
+def contact_sheet(
+    collection: FaceCollection, clusters: np.ndarray, names: list[str], out: Path
+) -> str:
+    parts = [
+        "<!doctype html><meta charset='utf-8'><title>face clusters</title>",
+        "<style>body{font-family:sans-serif}img{margin:2px;width:96px;height:96px}"
+        "h2{margin-bottom:4px}code{background:#eee}</style>",
+        f"<h1>{len(collection.records)} faces in {int(clusters.max(initial=0))} clusters</h1>",
+        "<p>Enrol a cluster with <code>face-recog enroll-cluster "
+        f"{html.escape(str(out))}/cluster_N NAME</code>. Only the thumbnails still in the "
+        "cluster folder are enrolled: delete wrong faces first.</p>",
+    ]
     for cluster in range(1, int(clusters.max(initial=0)) + 1):
         members = np.flatnonzero(clusters == cluster)
         plural = "s" if len(members) > 1 else ""
@@ -152,20 +162,25 @@ def contact_sheet(collection: FaceCollection, clusters: np.ndarray, names: list[
 
 
 def cluster_samples(cluster_dir: str | Path, recognizer: FaceRecognizer) -> np.ndarray:
-    """Embeddings of the faces whose thumbnails are in ``cluster_dir`` (from its parent's clusters.npz)."""
+    """Embeddings of the faces whose thumbnails are in ``cluster_dir`` (from its parent's
+    clusters.npz)."""
     folder = Path(cluster_dir)
     if not folder.is_dir():
         raise ValueError(f"{folder} is not a folder")
     index = folder.parent / INDEX_FILE
     if not index.is_file():
-        raise ValueError(f"{index} not found: pass a cluster_N folder written by `face-recog cluster`")
+        raise ValueError(
+            f"{index} not found: pass a cluster_N folder written by `face-recog cluster`"
+        )
     with np.load(index, allow_pickle=False) as data:
         meta = json.loads(data["meta"].tobytes().decode())
         names, embeddings = list(data["thumbnail"]), data["embeddings"]
     spec = recognizer.spec
     if meta["embedding_space"] != spec.embedding_space or embeddings.shape[1] != spec.output_dim:
-        raise ValueError(f"the clusters were made with model {meta['model']}, whose embeddings the "
-                         f"current model ({spec.id}) cannot compare with")
+        raise ValueError(
+            f"the clusters were made with model {meta['model']}, whose embeddings the "
+            f"current model ({spec.id}) cannot compare with"
+        )
     row = {name: i for i, name in enumerate(names)}
     present = sorted(row[p.name] for p in folder.iterdir() if p.name in row)
     if not present:
@@ -184,11 +199,18 @@ class ClusterScore:
 
 def score_clusters(collection: FaceCollection, clusters: np.ndarray) -> ClusterScore:
     """Purity against the folder layout DIR/<person>/<image>: only each photo's main face has a
-    known identity (other faces in a photo may be anyone); folders named '_*' or 'group' are skipped."""
+    known identity (other faces in a photo may be anyone); folders named '_*' or 'group' are
+    skipped.
+    """
     truth, found = [], []
     for record, cluster in zip(collection.records, clusters):
         parts = Path(record.path).parts
-        if record.main and len(parts) >= 2 and not parts[0].startswith("_") and parts[0] != "group":
+        if (
+            record.main
+            and len(parts) >= 2
+            and not parts[0].startswith("_")
+            and parts[0] != "group"
+        ):
             truth.append(parts[0])
             found.append(int(cluster))
     if not truth:
@@ -200,5 +222,10 @@ def score_clusters(collection: FaceCollection, clusters: np.ndarray) -> ClusterS
         best_per_cluster[cluster] = max(best_per_cluster[cluster], n)
         best_per_identity[person] = max(best_per_identity[person], n)
     total = len(truth)
-    return ClusterScore(total, len(set(truth)), len(set(found)), sum(best_per_cluster.values()) / total,
-                        sum(best_per_identity.values()) / total)
+    return ClusterScore(
+        total,
+        len(set(truth)),
+        len(set(found)),
+        sum(best_per_cluster.values()) / total,
+        sum(best_per_identity.values()) / total,
+    )

@@ -44,8 +44,11 @@ def from_gallery(gallery: Gallery) -> LabelledEmbeddings:
     return LabelledEmbeddings(labels, np.concatenate(rows).astype(np.float32))
 
 
-def from_folder(recognizer: FaceRecognizer, root: str | Path) -> tuple[LabelledEmbeddings, list[str]]:
-    """The main face of every photo in root/<person>/, labelled by folder; and the photos skipped."""
+def from_folder(
+    recognizer: FaceRecognizer, root: str | Path
+) -> tuple[LabelledEmbeddings, list[str]]:
+    """The main face of every photo in root/<person>/, labelled by folder; and the photos
+    skipped."""
     labels, rows, skipped = [], [], []
     for person, paths in identity_folders(root).items():
         for path in paths:
@@ -55,7 +58,9 @@ def from_folder(recognizer: FaceRecognizer, root: str | Path) -> tuple[LabelledE
                 skipped.append(str(exc))
                 continue
             if found.main < 0 or found.reasons[found.main]:
-                skipped.append(f"{path}: {found.reasons[found.main] if found.main >= 0 else 'no face found'}")
+                skipped.append(
+                    f"{path}: {found.reasons[found.main] if found.main >= 0 else 'no face found'}"
+                )
                 continue
             labels.append(person)
             rows.append(found.embeddings[found.embedded().index(found.main)])
@@ -65,7 +70,8 @@ def from_folder(recognizer: FaceRecognizer, root: str | Path) -> tuple[LabelledE
 
 
 def pca_2d(x: np.ndarray) -> np.ndarray:
-    """(N, 2): coordinates on the two directions of largest variance (sign fixed for stable plots)."""
+    """(N, 2): coordinates on the two directions of largest variance (sign fixed for stable
+    plots)."""
     centred = x - x.mean(axis=0)
     _, singular, vt = np.linalg.svd(centred, full_matrices=False)
     # Directions without real spread (fewer points than dimensions) would only plot rounding noise.
@@ -95,10 +101,20 @@ def plot_map(data: LabelledEmbeddings, path: str | Path, title: str) -> None:
     for person in data.people():
         points = coords[labels == person]
         color = tuple(c / 255 for c in label_color(person))
-        axes.scatter(points[:, 0], points[:, 1], s=28, color=color, edgecolors="black", linewidths=0.4)
+        axes.scatter(
+            points[:, 0], points[:, 1], s=28, color=color, edgecolors="black", linewidths=0.4
+        )
         cx, cy = points.mean(axis=0)
-        axes.annotate(person, (cx, cy), xytext=(0, 8), textcoords="offset points", ha="center", va="bottom",
-                      fontsize=9, bbox={"boxstyle": "round,pad=0.2", "fc": color, "alpha": 0.8})
+        axes.annotate(
+            person,
+            (cx, cy),
+            xytext=(0, 8),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=9,
+            bbox={"boxstyle": "round,pad=0.2", "fc": color, "alpha": 0.8},
+        )
     pairs = similar_pairs(data, 1)
     if pairs:
         a, b, similarity = pairs[0]

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..io.images import load_image
 
+
 @dataclass
 class EvalResult:
     method: str
@@ -37,7 +38,8 @@ class EvalResult:
 
 
 def verification_metrics(scores: np.ndarray, same: np.ndarray) -> tuple[float, float, float]:
-    """Best-threshold accuracy, that threshold, and TAR at FAR=1% for pair scores (higher = same)."""
+    """Best-threshold accuracy, that threshold, and TAR at FAR=1% for pair scores (higher =
+    same)."""
     if len(scores) == 0 or same.all() or not same.any():
         return float("nan"), float("nan"), float("nan")
     order = np.argsort(scores)
@@ -54,9 +56,14 @@ def verification_metrics(scores: np.ndarray, same: np.ndarray) -> tuple[float, f
     return float(correct[best] / len(s)), threshold, tar
 
 
-def evaluate(method: str, people: dict[str, list[Path]], embed: Callable[[np.ndarray], np.ndarray | None],
-             similarity: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> EvalResult:
-    """Run the protocol; `similarity(A, B)` returns the (len A, len B) score matrix, higher = same."""
+def evaluate(
+    method: str,
+    people: dict[str, list[Path]],
+    embed: Callable[[np.ndarray], np.ndarray | None],
+    similarity: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> EvalResult:
+    """Run the protocol; `similarity(A, B)` returns the (len A, len B) score matrix, higher =
+    same."""
     labels, vectors, per_person_first, queries_all = [], [], {}, 0
     start = time.perf_counter()
     n_images = 0
@@ -75,8 +82,20 @@ def evaluate(method: str, people: dict[str, list[Path]], embed: Callable[[np.nda
     labels_arr = np.array(labels)
     detected = len(vectors)
     if detected == 0:
-        return EvalResult(method, len(people), n_images, 0, 0.0, 0.0, 0, float("nan"), float("nan"),
-                          float("nan"), 0, elapsed * 1e3 / max(n_images, 1))
+        return EvalResult(
+            method,
+            len(people),
+            n_images,
+            0,
+            0.0,
+            0.0,
+            0,
+            float("nan"),
+            float("nan"),
+            float("nan"),
+            0,
+            elapsed * 1e3 / max(n_images, 1),
+        )
     mat = np.stack(vectors)
     # Rank-1: enrol each person's first usable photo, query the rest.
     enrolled = list(per_person_first.items())
@@ -116,7 +135,9 @@ def format_results(source: str, results: list[EvalResult]) -> str:
              f"{'method':<22}{'people':>7}{'images':>7}{'detect':>8}{'rank-1':>8}{'rank-1*':>8}"
              f"{'verif':>8}{'TAR@1%':>8}{'ms/img':>8}"]
     for r in results:
-        lines.append(f"{r.method:<22}{r.people:>7}{r.images:>7}{r.detection_rate:>8.1%}{r.rank1:>8.1%}"
-                     f"{r.rank1_all:>8.1%}{r.verification_accuracy:>8.1%}{r.tar_at_far_1pct:>8.1%}"
-                     f"{r.ms_per_image:>8.1f}")
+        lines.append(
+            f"{r.method:<22}{r.people:>7}{r.images:>7}{r.detection_rate:>8.1%}{r.rank1:>8.1%}"
+            f"{r.rank1_all:>8.1%}{r.verification_accuracy:>8.1%}{r.tar_at_far_1pct:>8.1%}"
+            f"{r.ms_per_image:>8.1f}"
+        )
     return "\n".join(lines)

@@ -1,8 +1,10 @@
-"""Tracked recognition over recorded frames (video files, bag topics): annotated video + detections.
+"""Tracked recognition over recorded frames (video files, bag topics): annotated video +
+detections.
 
 The same StreamRecognizer the robot runs, fed the recording's own timestamps, so a replay
 labels faces exactly as the live node would have.
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,7 +24,8 @@ DETECTION_FIELDS = ("frame", "time", "track_id", "label", "similarity", "x1", "y
 
 
 class DetectionLog:
-    """Every reported face of every frame, one row each, as CSV or JSON (by the file's extension)."""
+    """Every reported face of every frame, one row each, as CSV or JSON (by the file's
+    extension)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -43,7 +46,13 @@ class DetectionLog:
     def write(self, frame: Frame, faces: list[Face]) -> None:
         for face in faces:
             box = [round(float(v), 1) for v in face.detection.box]
-            row = [frame.index, round(frame.stamp, 4), face.track_id, face.label, round(face.similarity, 4)]
+            row = [
+                frame.index,
+                round(frame.stamp, 4),
+                face.track_id,
+                face.label,
+                round(face.similarity, 4),
+            ]
             if self.format == "csv":
                 self._csv.writerow(row + box)
             else:
@@ -74,7 +83,9 @@ def recognize(stream: StreamRecognizer, frames: Iterable[Frame],
 class LabelSummary:
     frames: int = 0
     seconds: float = 0.0  # wall time of the whole run
-    frames_by_label: Counter = field(default_factory=Counter)  # frames in which each label was shown
+    frames_by_label: Counter = field(
+        default_factory=Counter
+    )  # frames in which each label was shown
     tracks_by_label: dict[str, set[int]] = field(default_factory=dict)
 
     @property
@@ -82,8 +93,14 @@ class LabelSummary:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-def label_frames(stream: StreamRecognizer, frames: Iterable[Frame], *, sink: VideoSink | None = None,
-                 log: DetectionLog | None = None, progress: Progress | None = None) -> LabelSummary:
+def label_frames(
+    stream: StreamRecognizer,
+    frames: Iterable[Frame],
+    *,
+    sink: VideoSink | None = None,
+    log: DetectionLog | None = None,
+    progress: Progress | None = None,
+) -> LabelSummary:
     """Annotate every frame into ``sink`` and log every face into ``log``; both optional."""
     summary = LabelSummary()
     start = time.perf_counter()
@@ -100,8 +117,13 @@ def label_frames(stream: StreamRecognizer, frames: Iterable[Frame], *, sink: Vid
     return summary
 
 
-def label_to_files(stream: StreamRecognizer, frames: Iterable[Frame], sink: VideoSink,
-                   detections: str | Path | None, progress: Progress | None) -> tuple[LabelSummary, str]:
+def label_to_files(
+    stream: StreamRecognizer,
+    frames: Iterable[Frame],
+    sink: VideoSink,
+    detections: str | Path | None,
+    progress: Progress | None,
+) -> tuple[LabelSummary, str]:
     """label_frames with the files opened and closed around it; a failed run removes the video."""
     log = None
     try:

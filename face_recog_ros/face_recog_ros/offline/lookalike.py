@@ -1,9 +1,11 @@
-"""Which enrolled people a face looks most like: the K highest identity similarities, and a picture.
+"""Which enrolled people a face looks most like: the K highest identity similarities, and a
+picture.
 
 The gallery holds embeddings only, never photos, so the picture shows the query face next to
 a ranked bar list; with a folder of the people's photos (DIR/<person>/<image>) each row also
 gets that person's face, cut from their first photo.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,7 +28,9 @@ class Lookalike:
     similarity: float
 
 
-def lookalikes(recognizer: FaceRecognizer, rgb: np.ndarray, top: int) -> tuple[Face, list[Lookalike]]:
+def lookalikes(
+    recognizer: FaceRecognizer, rgb: np.ndarray, top: int
+) -> tuple[Face, list[Lookalike]]:
     """The photo's subject and the ``top`` most similar enrolled people, most similar first."""
     snapshot = recognizer.gallery.snapshot()
     if not snapshot.names:
@@ -41,14 +45,20 @@ def lookalikes(recognizer: FaceRecognizer, rgb: np.ndarray, top: int) -> tuple[F
     order = np.argsort(-scores, kind="stable")[:max(top, 1)]
     ranked = [Lookalike(snapshot.names[i], float(scores[i])) for i in order]
     best = ranked[0]
-    face = Face(detection=found.detections[found.main], candidate=best.name, similarity=best.similarity,
-                label=best.name if best.similarity >= recognizer.threshold else UNKNOWN, embedding=embedding)
+    face = Face(
+        detection=found.detections[found.main],
+        candidate=best.name,
+        similarity=best.similarity,
+        label=best.name if best.similarity >= recognizer.threshold else UNKNOWN,
+        embedding=embedding,
+    )
     return face, ranked
 
 
 def first_photo_faces(recognizer: FaceRecognizer, photos: str | Path, names: list[str],
                       size: int) -> dict[str, np.ndarray]:
-    """name -> face crop from the first photo in photos/<name>/ that shows a face (where there is one)."""
+    """name -> face crop from the first photo in photos/<name>/ that shows a face (where there
+    is one)."""
     out = {}
     for name in names:
         folder = Path(photos) / name
@@ -90,20 +100,48 @@ def render(rgb: np.ndarray, face: Face, ranked: list[Lookalike], threshold: floa
             thumb = thumbnails.get(item.name)
             side = row_h - 6
             if thumb is None:
-                cv2.rectangle(panel, (left, top + 2), (left + side, top + 2 + side), (200, 200, 200), -1)
+                cv2.rectangle(
+                    panel, (left, top + 2), (left + side, top + 2 + side), (200, 200, 200), -1
+                )
             else:
                 panel[top + 2:top + 2 + side, left:left + side] = cv2.resize(thumb, (side, side))
             left += row_h
         mid = top + row_h // 2
-        cv2.putText(panel, f"{rank + 1}. {item.name}"[:22], (left, mid + 6), font, 0.55, (0, 0, 0), 1,
-                    cv2.LINE_AA)
-        cv2.rectangle(panel, (bar_x, mid - 9), (x_of(item.similarity), mid + 9), label_color(item.name), -1)
-        cv2.putText(panel, f"{item.similarity:.3f}", (x_of(item.similarity) + 4, mid + 6), font, 0.5,
-                    (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(
+            panel,
+            f"{rank + 1}. {item.name}"[:22],
+            (left, mid + 6),
+            font,
+            0.55,
+            (0, 0, 0),
+            1,
+            cv2.LINE_AA,
+        )
+        cv2.rectangle(
+            panel, (bar_x, mid - 9), (x_of(item.similarity), mid + 9), label_color(item.name), -1
+        )
+        cv2.putText(
+            panel,
+            f"{item.similarity:.3f}",
+            (x_of(item.similarity) + 4, mid + 6),
+            font,
+            0.5,
+            (0, 0, 0),
+            1,
+            cv2.LINE_AA,
+        )
     tx = x_of(threshold)
     cv2.line(panel, (tx, 42), (tx, panel_h - 24), (220, 0, 0), 1)
-    cv2.putText(panel, f"match threshold {threshold:.2f}", (max(tx - 90, bar_x), panel_h - 8), font, 0.45,
-                (220, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(
+        panel,
+        f"match threshold {threshold:.2f}",
+        (max(tx - 90, bar_x), panel_h - 8),
+        font,
+        0.45,
+        (220, 0, 0),
+        1,
+        cv2.LINE_AA,
+    )
     left_col = np.full((panel_h, height, 3), 255, np.uint8)
     left_col[:height] = query
     return np.hstack([left_col, panel])

@@ -1,4 +1,6 @@
-"""Every face of a still photo, embedded: shared by the group-photo, look-alike, cluster and map tools."""
+"""Every face of a still photo, embedded: shared by the group-photo, look-alike, cluster and map
+tools."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,7 +31,9 @@ def photo_faces(recognizer: FaceRecognizer, rgb: np.ndarray) -> PhotoFaces:
         return PhotoFaces([], [], np.zeros((0, recognizer.spec.output_dim), np.float32), -1)
     embeddings, reasons = recognizer.embed(rgb, detections)
     main = main_face(detections)
-    return PhotoFaces(detections, reasons, embeddings, next(i for i, d in enumerate(detections) if d is main))
+    return PhotoFaces(
+        detections, reasons, embeddings, next(i for i, d in enumerate(detections) if d is main)
+    )
 
 
 def crop_face(rgb: np.ndarray, box: np.ndarray, size: int, margin: float = 0.35) -> np.ndarray:

@@ -1,7 +1,9 @@
-"""The ageitgey/face_recognition (dlib HOG + ResNet) pipeline, as the yardstick for accuracy and speed.
+"""The ageitgey/face_recognition (dlib HOG + ResNet) pipeline, as the yardstick for accuracy and
+speed.
 
 Optional: only the evaluate/benchmark commands use it, and only when it is installed.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,5 +36,6 @@ class FaceRecognitionReference:
         locations = self.locate(rgb)
         if not locations:
             return None
-        top, right, bottom, left = max(locations, key=lambda l: (l[2] - l[0]) * (l[1] - l[3]))
+        top, right, bottom, left = max(locations,
+                                       key=lambda box: (box[2] - box[0]) * (box[1] - box[3]))
         return self.encode(rgb, [(top, right, bottom, left)])[0]

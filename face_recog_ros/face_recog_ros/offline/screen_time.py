@@ -85,8 +85,16 @@ class ScreenTimeCounter:
                     appearances += 1
                 end = max(end, stop + self.frame_period)
             seconds = len(frames) * self.frame_period
-            rows.append(PersonTime(label, seconds, spans[0][0], max(s for _, s in spans), appearances,
-                                   seconds / length if length else 0.0))
+            rows.append(
+                PersonTime(
+                    label,
+                    seconds,
+                    spans[0][0],
+                    max(s for _, s in spans),
+                    appearances,
+                    seconds / length if length else 0.0,
+                )
+            )
         return sorted(rows, key=lambda r: (-r.seconds, r.label))
 
 
@@ -98,8 +106,10 @@ def clock(seconds: float) -> str:
 def format_table(rows: list[PersonTime]) -> str:
     lines = [f"{'person':<28}{'seconds':>9}{'share':>7}{'first':>9}{'last':>9}{'appearances':>13}"]
     for r in rows:
-        lines.append(f"{r.label:<28}{r.seconds:>9.1f}{r.share:>7.0%}{clock(r.first):>9}{clock(r.last):>9}"
-                     f"{r.appearances:>13}")
+        lines.append(
+            f"{r.label:<28}{r.seconds:>9.1f}{r.share:>7.0%}{clock(r.first):>9}{clock(r.last):>9}"
+            f"{r.appearances:>13}"
+        )
     return "\n".join(lines)
 
 
@@ -114,7 +124,9 @@ def bar_chart(rows: list[PersonTime], path: str | Path, title: str) -> None:
     colors = [tuple(c / 255 for c in label_color(r.label)) for r in ordered]
     bars = axes.barh([r.label for r in ordered], [r.seconds for r in ordered], color=colors,
                      edgecolor="black", linewidth=0.5)
-    axes.bar_label(bars, labels=[f"{r.seconds:.1f} s ({r.appearances}x)" for r in ordered], padding=3)
+    axes.bar_label(
+        bars, labels=[f"{r.seconds:.1f} s ({r.appearances}x)" for r in ordered], padding=3
+    )
     axes.set_xlabel("seconds in view")
     axes.set_title(title)
     axes.margins(x=0.2)

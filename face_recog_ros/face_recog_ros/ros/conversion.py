@@ -1,4 +1,6 @@
-"""RGB uint8 numpy arrays -> sensor_msgs/Image (decoding, which needs no ROS, is io/image_messages.py)."""
+"""RGB uint8 numpy arrays -> sensor_msgs/Image (decoding, which needs no ROS, is
+io/image_messages.py)."""
+
 from __future__ import annotations
 
 import cv2

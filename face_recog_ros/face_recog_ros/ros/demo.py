@@ -92,7 +92,10 @@ class Demo:
         node = client = None
         with tempfile.TemporaryDirectory(prefix="face_recog_demo_") as tmp:
             try:
-                print(f"Starting {NODE} in /{NAMESPACE} (temporary gallery; loading models) ...", flush=True)
+                print(
+                    f"Starting {NODE} in /{NAMESPACE} (temporary gallery; loading models) ...",
+                    flush=True,
+                )
                 overrides = {
                     "gallery.path": str(Path(tmp) / "gallery.npz"),
                     "process_every_n": 1,
@@ -103,15 +106,22 @@ class Demo:
                     **self.options.param,
                 }
                 try:
-                    node = FaceRecognitionNode(context=context, namespace=NAMESPACE, parameter_overrides=[
-                        Parameter(name, value=value) for name, value in overrides.items()])
+                    node = FaceRecognitionNode(
+                        context=context,
+                        namespace=NAMESPACE,
+                        parameter_overrides=[
+                            Parameter(name, value=value) for name, value in overrides.items()
+                        ],
+                    )
                 except Exception as exc:
                     raise RuntimeError(f"{NODE} could not start: {exc}") from exc
                 client = Client(context, want_annotated=not self.options.no_video)
                 executor.add_node(client)
                 threading.Thread(target=spin, args=(node, executor), daemon=True).start()
                 self._stream(client)
-                self.report.node = client.node_figures(len(self.report.latencies_ms), self._reports_before)
+                self.report.node = client.node_figures(
+                    len(self.report.latencies_ms), self._reports_before
+                )
                 self._list_gallery(client)
             except Exception as exc:  # the node failed to start or broke: say so, exit non-zero
                 self.report.error = str(exc) if isinstance(exc, (RuntimeError, TimeoutError)) \
@@ -139,9 +149,12 @@ class Demo:
                     # (models warming up) are not part of them.
                     client.next_diagnostics(timeout=5.0)
                     self._reports_before = client.reports()
-                    print(f"{NODE} is ready ({time.monotonic() - started:.1f} s). Streaming "
-                          f"{self.script.frames} frames {SIZE[0]}x{SIZE[1]} at {self.options.fps:g} "
-                          f"frames/s to /{NAMESPACE}/image\n", flush=True)
+                    print(
+                        f"{NODE} is ready ({time.monotonic() - started:.1f} s). Streaming "
+                        f"{self.script.frames} frames {SIZE[0]}x{SIZE[1]} at {self.options.fps:g} "
+                        f"frames/s to /{NAMESPACE}/image\n",
+                        flush=True,
+                    )
                     return
             else:
                 time.sleep(0.1)
@@ -192,7 +205,9 @@ class Demo:
                 self._missed += 1
                 self.printer.line(index, "no result (frame lost in transport or node stalled)")
                 if self._missed > max(3, self.script.frames // 10):
-                    raise TimeoutError(f"{NODE} stopped answering ({self._missed} frames without a result)")
+                    raise TimeoutError(
+                        f"{NODE} stopped answering ({self._missed} frames without a result)"
+                    )
                 continue
             received, faces = got
             self.report.latencies_ms.append((received - sent_at) * 1e3)
@@ -214,10 +229,15 @@ class Demo:
         self.report.enrolments.append(enrolment)
         self.printer.line(i, f"enroll: {name} from a photo ({photo.shape[1]}x{photo.shape[0]}) "
                           f"-> /{NAMESPACE}/{NODE}/enroll")
-        request = Enroll.Request(name=name, image=rgb_to_image(np.ascontiguousarray(photo)), track_id=-1,
-                                 overwrite=True)
-        enrolment.finish(wait_for(client.enroll.call_async(request), 30.0), i, "no answer within 30 s")
-        self.printer.line(i, f"enroll: {'done' if enrolment.success else 'FAILED'}: {enrolment.message}")
+        request = Enroll.Request(
+            name=name, image=rgb_to_image(np.ascontiguousarray(photo)), track_id=-1, overwrite=True
+        )
+        enrolment.finish(
+            wait_for(client.enroll.call_async(request), 30.0), i, "no answer within 30 s"
+        )
+        self.printer.line(
+            i, f"enroll: {'done' if enrolment.success else 'FAILED'}: {enrolment.message}"
+        )
 
     def _follow_live_enrolment(self, client: Client, i: int) -> None:
         """Start Grace's live enrolment once she is in view unknown; report it when it answers."""
@@ -230,12 +250,19 @@ class Demo:
             track = max(unknown, key=lambda f: f.center_x).track_id if unknown else -1
             self.live = Enrolment(NAMES[GRACE], i, "live")
             self.report.enrolments.append(self.live)
-            self.printer.line(i, f"enroll: the unknown face #{track} as {NAMES[GRACE]} from the live "
-                              f"stream, {LIVE_SAMPLES} samples -> /{NAMESPACE}/{NODE}/enroll (empty image)")
+            self.printer.line(
+                i,
+                f"enroll: the unknown face #{track} as {NAMES[GRACE]} from the live "
+                f"stream, {LIVE_SAMPLES} samples -> /{NAMESPACE}/{NODE}/enroll (empty image)",
+            )
             request = Enroll.Request(name=NAMES[GRACE], num_samples=LIVE_SAMPLES, track_id=track,
                                      overwrite=True)
             self.live.call = client.enroll.call_async(request)
-        elif live is not None and live.call is not None and (live.call.done() or i >= self.script.frames):
+        elif (
+            live is not None
+            and live.call is not None
+            and (live.call.done() or i >= self.script.frames)
+        ):
             live.finish(live.call.result() if live.call.done() else None, i,
                         "no answer before the stream ended")
             self.printer.line(i, f"enroll: {'done' if live.success else 'FAILED'}: {live.message}")
@@ -243,7 +270,9 @@ class Demo:
     def _list_gallery(self, client: Client) -> None:
         response = wait_for(client.list_faces.call_async(ListFaces.Request()), 10.0)
         if response is not None and response.success:
-            self.report.gallery = dict(zip(response.names, (int(n) for n in response.sample_counts)))
+            self.report.gallery = dict(
+                zip(response.names, (int(n) for n in response.sample_counts))
+            )
 
     def _close_recorder(self) -> None:
         if self.recorder is None:
@@ -255,18 +284,32 @@ class Demo:
         self.report.video, self.report.snapshots = self.recorder.video, self.recorder.snapshots
 
 
-# --- command line ---------------------------------------------------------------------------------
+# --- command line---------------------------------------------------------------------------------
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="face_recog_demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, default=300, help=f"frames in the story (>= {MIN_FRAMES}; default 300)")
-    parser.add_argument("--fps", type=float, default=30.0, help="frames per second to send (default 30)")
-    parser.add_argument("--out", default="demo_output", help="folder for annotated.mp4 and snapshots")
+    parser.add_argument(
+        "--frames",
+        type=int,
+        default=300,
+        help=f"frames in the story (>= {MIN_FRAMES}; default 300)",
+    )
+    parser.add_argument(
+        "--fps", type=float, default=30.0, help="frames per second to send (default 30)"
+    )
+    parser.add_argument(
+        "--out", default="demo_output", help="folder for annotated.mp4 and snapshots"
+    )
     parser.add_argument("--no-video", action="store_true", help="write no video or snapshots")
     parser.add_argument("--ready-timeout", type=float, default=60.0, metavar="S",
                         help="seconds to wait for the node's first result (default 60)")
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="set a node parameter, e.g. --param detector.model_range=full (repeatable)")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a node parameter, e.g. --param detector.model_range=full (repeatable)",
+    )
     options = parser.parse_args(argv)
     params = {}
     for item in options.param:
@@ -290,7 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     if report.error:
         print(f"\nface_recog_demo: error: {report.error}", file=sys.stderr)
     elif not report.ok:
-        print("\nface_recog_demo: the story did not complete (see the enrolment lines above)", file=sys.stderr)
+        print(
+            "\nface_recog_demo: the story did not complete (see the enrolment lines above)",
+            file=sys.stderr,
+        )
     return 0 if report.ok else 1
 
 

@@ -1,4 +1,6 @@
-"""The demo's side of the ROS graph: sends frames, collects results, reads the node's diagnostics."""
+"""The demo's side of the ROS graph: sends frames, collects results, reads the node's
+diagnostics."""
+
 from __future__ import annotations
 
 import threading
@@ -22,7 +24,9 @@ from .conversion import rgb_to_image
 
 NAMESPACE = "face_recog_demo"
 NODE = "face_recognition_node"
-IMAGE_QOS = QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=1)
+IMAGE_QOS = QoSProfile(
+    reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=1
+)
 
 StampKey = tuple[int, int]
 
@@ -102,22 +106,28 @@ class Client(Node):
                     self._changed.notify_all()
 
     def send(self, rgb: np.ndarray, stamp: float) -> tuple[StampKey, float]:
-        """Publish a frame with this capture stamp; returns its key and the wall time it was sent."""
+        """Publish a frame with this capture stamp; returns its key and the wall time it was
+        sent."""
         msg = rgb_to_image(rgb)
         msg.header.frame_id = "demo_camera_optical_frame"
-        msg.header.stamp.sec, msg.header.stamp.nanosec = int(stamp), int(round((stamp % 1) * 1e9)) % 10**9
+        msg.header.stamp.sec, msg.header.stamp.nanosec = (
+            int(stamp),
+            int(round((stamp % 1) * 1e9)) % 10**9,
+        )
         sent = time.time()
         self.image_pub.publish(msg)
         return stamp_key(msg.header.stamp), sent
 
-    def result(self, key: StampKey, timeout: float, later_than: Iterable[tuple[StampKey, float]] = ()
-               ) -> tuple[float, list[SeenFace]] | None:
+    def result(
+        self, key: StampKey, timeout: float, later_than: Iterable[tuple[StampKey, float]] = ()
+    ) -> tuple[float, list[SeenFace]] | None:
         """(wall time received, faces) for the frame with this stamp; None after ``timeout``, or
         at once when a frame sent after it has its result already (this one was lost)."""
         later = [k for k, _ in later_than]
         with self._changed:
-            self._changed.wait_for(lambda: key in self._faces or any(k in self._faces for k in later),
-                                   timeout)
+            self._changed.wait_for(
+                lambda: key in self._faces or any(k in self._faces for k in later), timeout
+            )
             if key not in self._faces:
                 return None
             received, msg = self._faces.pop(key)
@@ -145,7 +155,10 @@ class Client(Node):
         ``processed`` frames (or ``timeout`` passed)."""
         def covered() -> bool:
             windows = self._diagnostics[since:]
-            return bool(windows) and windows[-1]["frames_processed_total"] - self._baseline(since) >= processed
+            return (
+                bool(windows)
+                and windows[-1]["frames_processed_total"] - self._baseline(since) >= processed
+            )
         with self._changed:
             self._changed.wait_for(covered, timeout)
             windows = self._diagnostics[since:]

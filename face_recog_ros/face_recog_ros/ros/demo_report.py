@@ -53,8 +53,12 @@ class DemoReport:
 
     @property
     def ok(self) -> bool:
-        return (not self.error and len(self.enrolments) == 2 and all(e.success for e in self.enrolments)
-                and bool(self.seen))
+        return (
+            not self.error
+            and len(self.enrolments) == 2
+            and all(e.success for e in self.enrolments)
+            and bool(self.seen)
+        )
 
 
 def faces_text(faces: list[SeenFace]) -> str:
@@ -80,25 +84,36 @@ def event_text(event: FaceEvent) -> str:
 
 def summary(report: DemoReport) -> str:
     frames = report.script.frames
-    lines = ["", "Summary",
-             f"  frames sent      {frames} ({SIZE[0]}x{SIZE[1]}), at most {report.fps:g} a second like a "
-             "camera, each once the previous one's result is back"]
+    lines = [
+        "",
+        "Summary",
+        f"  frames sent      {frames} ({SIZE[0]}x{SIZE[1]}), at most {report.fps:g} a second like "
+        "a "
+        "camera, each once the previous one's result is back",
+    ]
     node = report.node
     if node is not None and node.processed:
-        lines.append(f"  node             {node.processed} of {frames} frames processed "
-                     f"({node.dropped} dropped), {node.processed / report.streamed_s:.1f} frames/s; "
-                     f"{node.receive_to_publish_ms:.1f} ms a frame from receipt to publish, "
-                     f"{node.recognise_ms:.1f} ms of it recognising (its /diagnostics)")
+        lines.append(
+            f"  node             {node.processed} of {frames} frames processed "
+            f"({node.dropped} dropped), {node.processed / report.streamed_s:.1f} frames/s; "
+            f"{node.receive_to_publish_ms:.1f} ms a frame from receipt to publish, "
+            f"{node.recognise_ms:.1f} ms of it recognising (its /diagnostics)"
+        )
     if report.latencies_ms:
         latency = np.array(report.latencies_ms)
-        lines.append(f"  latency          image sent -> ~/faces received: p50 {np.percentile(latency, 50):.1f} "
-                     f"ms, p95 {np.percentile(latency, 95):.1f} ms (ROS transport both ways included)")
+        lines.append(
+            "  latency          image sent -> ~/faces received: p50 "
+            f"{np.percentile(latency, 50):.1f} "
+            f"ms, p95 {np.percentile(latency, 95):.1f} ms (ROS transport both ways included)"
+        )
     tracks: dict[str, set[int]] = {}
     for _, faces in report.seen:
         for f in faces:
             tracks.setdefault(f.label, set()).add(f.track_id)
-    seen = ", ".join(f"{label} (track{'s' if len(ids) > 1 else ''} {', '.join(f'#{t}' for t in sorted(ids))})"
-                     for label, ids in sorted(tracks.items()))
+    seen = ", ".join(
+        f"{label} (track{'s' if len(ids) > 1 else ''} {', '.join(f'#{t}' for t in sorted(ids))})"
+        for label, ids in sorted(tracks.items())
+    )
     lines.append(f"  who was seen     {seen or 'nobody'}")
     counts = {name: sum(1 for _, e in report.events if EVENT_NAMES.get(e.type) == name)
               for name in EVENT_NAMES.values()}
@@ -107,8 +122,11 @@ def summary(report: DemoReport) -> str:
         lines.append(f"  enrolment        {e.name} ({e.how}, frame {e.frame}): "
                      f"{'ok' if e.success else 'FAILED'}: {e.message}")
     if report.gallery:
-        lines.append("  gallery          " + ", ".join(f"{n}: {k} samples" for n, k in report.gallery.items())
-                     + " (~/list_faces)")
+        lines.append(
+            "  gallery          "
+            + ", ".join(f"{n}: {k} samples" for n, k in report.gallery.items())
+            + " (~/list_faces)"
+        )
     if report.video:
         lines.append(f"  video            {report.video} (open it with any player)")
     if report.snapshots:

@@ -37,7 +37,8 @@ class Script:
         return any(i in r for r in self.present[person])
 
     def where(self, person: str, i: int) -> tuple[float, float, int] | None:
-        """(centre x, centre y, head height) at frame i: walks in from the side, wanders, leaves."""
+        """(centre x, centre y, head height) at frame i: walks in from the side, wanders,
+        leaves."""
         span = next((r for r in self.present[person] if i in r), None)
         if span is None:
             return None
@@ -51,7 +52,9 @@ class Script:
             x = edge + (x - edge) * (span.stop - 1 - i) / ramp
         # Heads ~100 px tall as detected: a robot's camera at a few metres. (One enrolment photo
         # is matched less surely on much smaller faces.)
-        height = (220 if person == EILEEN else 190) + int(15 * math.sin(i / 23 + (person == GRACE)))
+        height = (220 if person == EILEEN else 190) + int(
+            15 * math.sin(i / 23 + (person == GRACE))
+        )
         return x, 230 + 12 * math.sin(i / 17), height
 
     def frame(self, i: int) -> np.ndarray:

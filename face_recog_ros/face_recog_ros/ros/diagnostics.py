@@ -53,7 +53,8 @@ class CameraStats:
             self._window["received"] += 1
 
     def count(self, what: str) -> None:
-        """'dropped' (overwritten before processing), 'skipped' (process_every_n) or 'annotated'."""
+        """'dropped' (overwritten before processing), 'skipped' (process_every_n) or
+        'annotated'."""
         with self._lock:
             self.totals[what] += 1
             self._window[what] += 1
@@ -75,12 +76,17 @@ class CameraStats:
                 self._latency[stage] += ms
 
     def report(self) -> tuple[dict[str, float], Counter[str]]:
-        """Window figures (rates, means) and problems since the last report; starts a new window."""
+        """Window figures (rates, means) and problems since the last report; starts a new
+        window."""
         with self._lock:
             now = time.monotonic()
             span = max(now - self._since, 1e-6)
             window, latency, problems = self._window, self._latency, self._window_errors
-            self._window, self._latency, self._window_errors = Counter(), defaultdict(float), Counter()
+            self._window, self._latency, self._window_errors = (
+                Counter(),
+                defaultdict(float),
+                Counter(),
+            )
             self._since = now
             totals, errors = Counter(self.totals), Counter(self.errors)
         processed = window["processed"]
@@ -115,8 +121,10 @@ def camera_status(name: str, hardware_id: str, values: dict[str, float], problem
         level, message = DiagnosticStatus.WARN, f"no images received on {hardware_id}"
     else:
         level = DiagnosticStatus.OK
-        message = (f"{values['processed_rate_hz']:.1f} of {values['input_rate_hz']:.1f} Hz processed, "
-                   f"{values.get('latency_total_ms', 0.0):.1f} ms per frame")
+        message = (
+            f"{values['processed_rate_hz']:.1f} of {values['input_rate_hz']:.1f} Hz processed, "
+            f"{values.get('latency_total_ms', 0.0):.1f} ms per frame"
+        )
     if problems.get(BLANK_FRAME):
         message += "; blank frames (covered lens or failed exposure?)"
     pairs = {**values, **extra}

@@ -31,13 +31,17 @@ from .diagnostics import BLANK_FRAME, PROCESSING_ERROR, CameraStats
 from .messages import event_to_msg, faces_to_msg
 
 # Newest frame only: an old frame is worth nothing to a robot once a newer one exists.
-IMAGE_QOS = QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=1)
-RELIABLE_IMAGE_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
-                                depth=1)
+IMAGE_QOS = QoSProfile(
+    reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=1
+)
+RELIABLE_IMAGE_QOS = QoSProfile(
+    reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=1
+)
 
 
 def is_blank(rgb: np.ndarray) -> bool:
-    """All one colour (black, white, lens cap), judged on a sparse grid so it costs microseconds."""
+    """All one colour (black, white, lens cap), judged on a sparse grid so it costs
+    microseconds."""
     grid = rgb[::16, ::16]
     return int(grid.max()) - int(grid.min()) <= 8
 
@@ -85,8 +89,12 @@ class ImageInput:
                            start_parameter_services=False)
         self._executor = SingleThreadedExecutor(context=node.context)
         self._executor.add_node(self._input)
-        self._worker = threading.Thread(target=self._work, name="face_recognition_worker", daemon=True)
-        self._spinner = threading.Thread(target=self._spin, name="face_recognition_input", daemon=True)
+        self._worker = threading.Thread(
+            target=self._work, name="face_recognition_worker", daemon=True
+        )
+        self._spinner = threading.Thread(
+            target=self._spin, name="face_recognition_input", daemon=True
+        )
 
     def add_camera(self, topic: str, stream: StreamRecognizer, prefix: str) -> Camera:
         """Subscribe ``topic`` (or its /compressed), with the outputs under ``prefix``."""
@@ -97,8 +105,12 @@ class ImageInput:
         qos = RELIABLE_IMAGE_QOS if self._settings["reliable_images"] else IMAGE_QOS
         if self._settings["use_compressed"]:
             # image_transport convention: remap the base topic, the transport suffix follows it.
-            self._input.create_subscription(CompressedImage, node.resolve_topic_name(topic) + "/compressed",
-                                            lambda msg: self._on_image(camera, msg), qos)
+            self._input.create_subscription(
+                CompressedImage,
+                node.resolve_topic_name(topic) + "/compressed",
+                lambda msg: self._on_image(camera, msg),
+                qos,
+            )
         else:
             self._input.create_subscription(Image, node.resolve_topic_name(topic),
                                             lambda msg: self._on_image(camera, msg), qos)
@@ -171,12 +183,18 @@ class ImageInput:
         converted = time.monotonic()
         result = camera.stream.process(rgb, stamp_seconds(msg, time.time()))
         processed = time.monotonic()
-        camera.faces_pub.publish(faces_to_msg(result.faces, msg.header,
-                                              with_embeddings=self._settings["publish_embeddings"]))
+        camera.faces_pub.publish(
+            faces_to_msg(
+                result.faces, msg.header, with_embeddings=self._settings["publish_embeddings"]
+            )
+        )
         for event in result.events:
             camera.events_pub.publish(event_to_msg(event, msg.header))
         published = time.monotonic()
-        if self._settings["publish_annotated"] and camera.annotated_pub.get_subscription_count() > 0:
+        if (
+            self._settings["publish_annotated"]
+            and camera.annotated_pub.get_subscription_count() > 0
+        ):
             camera.annotated_pub.publish(rgb_to_image(annotate(rgb, result.faces), msg.header))
             camera.stats.count("annotated")
         latencies = dict(result.timings)
@@ -197,15 +215,22 @@ class ImageInput:
             self._problem(camera, exc.cause.value, str(exc))
             return None
         if is_blank(rgb):
-            self._problem(camera, BLANK_FRAME, "the image is all one colour (lens covered, exposure "
-                          "failed?); processing it anyway")
+            self._problem(
+                camera,
+                BLANK_FRAME,
+                "the image is all one colour (lens covered, exposure "
+                "failed?); processing it anyway",
+            )
         return rgb
 
     def _problem(self, camera: Camera, cause: str, message: str) -> None:
-        """Count a refused/flagged frame; log the first of each cause (the rest are in /diagnostics)."""
+        """Count a refused/flagged frame; log the first of each cause (the rest are in
+        /diagnostics)."""
         camera.stats.problem(cause)
         key = f"{camera.topic}:{cause}"
         if key not in self._warned:
             self._warned.add(key)
-            self._node.get_logger().warning(f"{camera.topic}: {cause}: {message} (further '{cause}' "
-                                            "frames are only counted in /diagnostics)")
+            self._node.get_logger().warning(
+                f"{camera.topic}: {cause}: {message} (further '{cause}' "
+                "frames are only counted in /diagnostics)"
+            )

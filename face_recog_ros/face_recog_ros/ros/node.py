@@ -66,8 +66,12 @@ class FaceRecognitionNode(Node):
         for topic in topics:  # a stranger seen by two cameras is one unknown_<n>: shared strangers
             stream = StreamRecognizer(self.recognizer, strangers=(
                 self.cameras[0].stream.strangers if self.cameras else None))
-            self._input.add_camera(topic, stream, f"~/{camera_name(topic)}/" if len(topics) > 1 else "~/")
-        self._gallery_services = GalleryServices(self, self.recognizer, self.cameras[0].stream, self.settings)
+            self._input.add_camera(
+                topic, stream, f"~/{camera_name(topic)}/" if len(topics) > 1 else "~/"
+            )
+        self._gallery_services = GalleryServices(
+            self, self.recognizer, self.cameras[0].stream, self.settings
+        )
 
         timers = MutuallyExclusiveCallbackGroup()
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -82,8 +86,10 @@ class FaceRecognitionNode(Node):
         people = self.recognizer.gallery.names()
         self.get_logger().info(
             f"ready: {', '.join(self.resolve_topic_name(c.topic) for c in self.cameras)} -> "
-            f"{self.cameras[0].faces_pub.topic_name}; gallery {self.recognizer.gallery_path or '(memory)'} "
-            f"with {len(people)} people")
+            f"{self.cameras[0].faces_pub.topic_name}; gallery "
+            f"{self.recognizer.gallery_path or '(memory)'} "
+            f"with {len(people)} people"
+        )
 
     @property
     def cameras(self) -> list[Camera]:
@@ -103,7 +109,9 @@ class FaceRecognitionNode(Node):
         for name, value in values.items():
             if name not in NODE_PARAM_NAMES:
                 set_option(config, name, value)
-        validated = validate_changes(config, {n: v for n, v in values.items() if n in NODE_PARAM_NAMES})
+        validated = validate_changes(
+            config, {n: v for n, v in values.items() if n in NODE_PARAM_NAMES}
+        )
         self.settings = {n: v for n, v in values.items() if n in NODE_PARAM_NAMES}
         self.settings["image_topics"] = list(self.settings["image_topics"])
         return validated
@@ -111,13 +119,23 @@ class FaceRecognitionNode(Node):
     # --- timers -------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
         gallery = self.recognizer.gallery
-        extra = {"gallery_people": float(len(gallery)), "gallery_samples": float(gallery.num_samples)}
+        extra = {
+            "gallery_people": float(len(gallery)),
+            "gallery_samples": float(gallery.num_samples),
+        }
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         for camera in self.cameras:
             values, problems = camera.stats.report()
-            msg.status.append(camera_status(f"{self.get_name()}: {camera_name(camera.topic)}",
-                                            self.resolve_topic_name(camera.topic), values, problems, extra))
+            msg.status.append(
+                camera_status(
+                    f"{self.get_name()}: {camera_name(camera.topic)}",
+                    self.resolve_topic_name(camera.topic),
+                    values,
+                    problems,
+                    extra,
+                )
+            )
         self._diagnostics_pub.publish(msg)
 
     def _reload_gallery(self) -> None:
@@ -127,12 +145,15 @@ class FaceRecognitionNode(Node):
                 people = len(self.recognizer.gallery)
                 self.get_logger().info(f"gallery changed on disk; reloaded {people} people")
         except (GalleryError, OSError) as exc:
-            self.get_logger().warning(f"gallery file changed but cannot be used ({exc}); keeping the "
-                                      "gallery in memory")
+            self.get_logger().warning(
+                f"gallery file changed but cannot be used ({exc}); keeping the "
+                "gallery in memory"
+            )
 
     # --- parameters ---------------------------------------------------------------------
     def _check_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        """Reject a change (with the reason) before it is set; read-only and ranges rclpy checks."""
+        """Reject a change (with the reason) before it is set; read-only and ranges rclpy
+        checks."""
         changes = {p.name: p.value for p in params if p.name in self._declared}
         try:
             validate_changes(self.config, changes)
@@ -141,13 +162,19 @@ class FaceRecognitionNode(Node):
         if not isinstance(self.recognizer.detector, FaceDetector):
             fixed = [n for n in _DETECTOR_LIVE if n in changes]
             if fixed:
-                return SetParametersResult(successful=False, reason=(
-                    f"{fixed[0]} is fixed when the {self.config.detector.backend} detector backend starts; "
-                    "set it in the params file and restart the node"))
+                return SetParametersResult(
+                    successful=False,
+                    reason=(
+                        f"{fixed[0]} is fixed when the {self.config.detector.backend} detector "
+                        "backend starts; "
+                        "set it in the params file and restart the node"
+                    ),
+                )
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self, params: list[Parameter]) -> None:
-        """Apply accepted changes to the live objects (the config is shared by recognizer and streams)."""
+        """Apply accepted changes to the live objects (the config is shared by recognizer and
+        streams)."""
         params = [p for p in params if p.name in self._declared]  # not use_sim_time and the like
         if not params:
             return
@@ -156,7 +183,9 @@ class FaceRecognitionNode(Node):
                 self.settings[p.name] = p.value
             else:  # the recognizer, its gallery and the streams read the config as it is now
                 set_option(self.config, p.name, p.value)
-        self.get_logger().info("parameters changed: " + ", ".join(f"{p.name}={p.value!r}" for p in params))
+        self.get_logger().info(
+            "parameters changed: " + ", ".join(f"{p.name}={p.value!r}" for p in params)
+        )
 
     # --- shutdown -----------------------------------------------------------------------
     def stop(self) -> None:
@@ -173,10 +202,13 @@ class FaceRecognitionNode(Node):
 
 
 def spin(node: FaceRecognitionNode, executor: MultiThreadedExecutor | None = None) -> None:
-    """Spin the node until its context shuts down (on `executor`, or on its own MultiThreadedExecutor);
+    """Spin the node until its context shuts down (on `executor`, or on its own
+    MultiThreadedExecutor);
     then stop its worker and cancel waiting enrolments, so no callback outlives the spin."""
     own = executor is None
-    executor = executor or MultiThreadedExecutor(num_threads=EXECUTOR_THREADS, context=node.context)
+    executor = executor or MultiThreadedExecutor(
+        num_threads=EXECUTOR_THREADS, context=node.context
+    )
     executor.add_node(node)
     try:
         executor.spin()

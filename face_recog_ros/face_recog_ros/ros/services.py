@@ -32,7 +32,9 @@ from .messages import iso_to_time
 
 DEFAULT_LIVE_SAMPLES = 5
 # Requests wait here while one is served; the default depth of 10 silently dropped the 11th.
-SERVICE_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=64)
+SERVICE_QOS = QoSProfile(
+    reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=64
+)
 
 
 def service(func: Callable) -> Callable:
@@ -42,7 +44,9 @@ def service(func: Callable) -> Callable:
         try:
             return func(self, request, response)
         except Exception as exc:  # a bug or an I/O failure: answer, log, keep serving
-            self._node.get_logger().error(f"{func.__name__} failed: {exc}\n{traceback.format_exc()}")
+            self._node.get_logger().error(
+                f"{func.__name__} failed: {exc}\n{traceback.format_exc()}"
+            )
             response.success, response.message = False, f"internal error: {exc}"
             return response
     return wrapper
@@ -64,13 +68,16 @@ class GalleryServices:
                                         (Forget, "~/forget", self._forget),
                                         (Rename, "~/rename", self._rename),
                                         (ListFaces, "~/list_faces", self._list_faces)):
-            node.create_service(srv_type, name, handler, qos_profile=SERVICE_QOS, callback_group=group)
+            node.create_service(
+                srv_type, name, handler, qos_profile=SERVICE_QOS, callback_group=group
+            )
 
     @service
     def _enroll(self, request: Enroll.Request, response: Enroll.Response) -> Enroll.Response:
         if not self._enroll_lock.acquire(blocking=False):
-            response.success, response.message = False, ("another enrolment is in progress; try again when "
-                                                         "it has finished")
+            response.success, response.message = False, (
+                "another enrolment is in progress; try again when it has finished"
+            )
             return response
         try:
             name = validate_name(request.name)
@@ -87,8 +94,9 @@ class GalleryServices:
                       response: Enroll.Response) -> Enroll.Response:
         try:
             rgb = image_to_rgb(request.image, self._settings["max_input_pixels"])
-            result = self.recognizer.enroll(name, [rgb], overwrite=request.overwrite, require_single=True,
-                                            labels=["the image"])
+            result = self.recognizer.enroll(
+                name, [rgb], overwrite=request.overwrite, require_single=True, labels=["the image"]
+            )
         except ImageConversionError as exc:
             response.success, response.message = False, f"cannot read the image: {exc}"
             return response
@@ -98,26 +106,36 @@ class GalleryServices:
         except GalleryNotSaved as exc:
             response.success, response.message = False, f"nothing was enrolled: {exc}"
             return response
-        response.success, response.samples_added, response.total_samples = True, result.added, result.total
-        response.message = f"enrolled {name!r} from the image; {name!r} now has {result.total} sample(s)"
+        response.success, response.samples_added, response.total_samples = (
+            True,
+            result.added,
+            result.total,
+        )
+        response.message = (
+            f"enrolled {name!r} from the image; {name!r} now has {result.total} sample(s)"
+        )
         return response
 
     def _enroll_live(self, name: str, request: Enroll.Request,
                      response: Enroll.Response) -> Enroll.Response:
         """Collect samples of the face in view of the first camera; wait for the outcome."""
         wanted = request.num_samples or DEFAULT_LIVE_SAMPLES
-        # Track ids start at 1, so 0 (the field's default when a caller leaves it out) = largest face.
+        # Track ids start at 1, so 0 (the field's default when a caller leaves it out) = largest
+        # face.
         track_id = request.track_id if request.track_id > 0 else -1
         try:
             status = self._stream.enroll_live(name, wanted, track_id, request.overwrite,
-                                                        timeout=self._settings["enroll_timeout"])
+                                              timeout=self._settings["enroll_timeout"])
         except ValueError as exc:
             response.success, response.message = False, str(exc)
             return response
         response.success = status.state == EnrollState.DONE
         response.message = status.text()
         if status.result is not None:
-            response.samples_added, response.total_samples = status.result.added, status.result.total
+            response.samples_added, response.total_samples = (
+                status.result.added,
+                status.result.total,
+            )
         return response
 
     @service
@@ -136,7 +154,9 @@ class GalleryServices:
         old = request.old_name.strip()
         try:
             new = validate_name(request.new_name)
-            if is_cluster_label(old):  # a returning stranger (tracking.cluster_unknowns) gets a name
+            if is_cluster_label(
+                old
+            ):  # a returning stranger (tracking.cluster_unknowns) gets a name
                 result = self._stream.promote_unknown(old, new, merge=request.merge)
                 message = (f"enrolled {old} as {new!r}: {result.added} sample(s) added, "
                            f"{result.total} in total")
@@ -150,7 +170,9 @@ class GalleryServices:
         return response
 
     @service
-    def _list_faces(self, request: ListFaces.Request, response: ListFaces.Response) -> ListFaces.Response:
+    def _list_faces(
+        self, request: ListFaces.Request, response: ListFaces.Response
+    ) -> ListFaces.Response:
         people = sorted(self.recognizer.people(), key=lambda p: p.name)
         response.names = [p.name for p in people]
         response.sample_counts = [p.samples for p in people]

@@ -98,10 +98,14 @@ class LiveEnrolment:
         if self.started is None:
             self.started = stamp
         if stamp - self.started > timeout:
-            self.finish(EnrollState.FAILED, f"timed out after {timeout:g} s with {self.progress()}")
+            self.finish(
+                EnrollState.FAILED, f"timed out after {timeout:g} s with {self.progress()}"
+            )
             return
         if self.track is not None and self.track not in tracks:
-            self.finish(EnrollState.FAILED, f"the face being enrolled was lost after {self.progress()}")
+            self.finish(
+                EnrollState.FAILED, f"the face being enrolled was lost after {self.progress()}"
+            )
             return
         if self.track is not None or not pairs:
             return
@@ -125,7 +129,10 @@ class LiveEnrolment:
             self.skipped["turned away"] += 1
         elif sharpness(chip()) < options.enroll_min_sharpness:
             self.skipped["blurred"] += 1
-        elif self.samples and float(np.max(np.stack(self.samples) @ embedding)) > options.enroll_max_similarity:
+        elif (
+            self.samples
+            and float(np.max(np.stack(self.samples) @ embedding)) > options.enroll_max_similarity
+        ):
             self.skipped["near duplicate"] += 1
         else:
             self.samples.append(embedding)

@@ -22,7 +22,9 @@ from .strangers import is_cluster_label
 class EventType(str, Enum):
     APPEARED = "appeared"  # a track was confirmed; label is its label at that moment
     IDENTIFIED = "identified"  # a track got an enrolled name for the first time
-    LABEL_CHANGED = "label_changed"  # any later change of label (to unknown, unknown_k, another name)
+    LABEL_CHANGED = (
+        "label_changed"  # any later change of label (to unknown, unknown_k, another name)
+    )
     LEFT = "left"  # a track was dropped; label is its last label
 
 
@@ -64,6 +66,8 @@ class TemporalLabel:
         self._decided = False
         self._generation = -1
         self._stale = True
+        self._announced: str | None = None  # the label of the last event; None until APPEARED
+        self._named_once = False
 
     def add(self, embedding: np.ndarray) -> None:
         self.evidence.append(np.asarray(embedding, dtype=np.float32))
@@ -78,13 +82,15 @@ class TemporalLabel:
         return self._decided
 
     def file_under(self, cluster: str) -> None:
-        """Remember the unknown cluster this track belongs to; it is the label while unrecognised."""
+        """Remember the unknown cluster this track belongs to; it is the label while
+        unrecognised."""
         self.cluster = cluster
         if self.label == UNKNOWN:
             self.label = cluster
 
     def reconsider(self) -> None:
-        """Forget the current verdict: the next update decides afresh (e.g. after enrolling this face)."""
+        """Forget the current verdict: the next update decides afresh (e.g. after enrolling this
+        face)."""
         self._decided = False
         self._stale = True
 
@@ -108,7 +114,11 @@ class TemporalLabel:
         self.candidate_margin = best - runner_up if names else 0.0
         proposed = self.candidate if names and best >= threshold else UNKNOWN
         named = self.label != UNKNOWN and self.label != self.cluster
-        if not self._decided or (gallery_changed and not first_look) or (named and self.label not in names):
+        if (
+            not self._decided
+            or (gallery_changed and not first_look)
+            or (named and self.label not in names)
+        ):
             new = proposed  # first verdict, a changed gallery, or the current name was forgotten
         elif named:
             current = float(scores[names.index(self.label)])
@@ -117,7 +127,35 @@ class TemporalLabel:
             else:
                 new = proposed if best >= current + self.margin else self.label
         else:
-            new = proposed if proposed != UNKNOWN and best >= threshold + self.margin else self.label
+            new = (
+                proposed if proposed != UNKNOWN and best >= threshold + self.margin else self.label
+            )
         self._decided = True
         self.label = self.cluster if new == UNKNOWN and self.cluster else new
         self.similarity = float(scores[names.index(self.label)]) if self.label in names else best
+
+    def announce(self, track_id: int, stamp: float) -> list[FaceEvent]:
+        """The events of the label since the last call: APPEARED the first time, then IDENTIFIED
+        for the first enrolled name and LABEL_CHANGED for any other change."""
+        label, similarity = self.label, self.similarity
+        events = []
+        if self._announced is None:
+            events.append(FaceEvent(EventType.APPEARED, track_id, label, "", similarity, stamp))
+            previous = UNKNOWN
+        elif label != self._announced:
+            previous = self._announced
+        else:
+            return events
+        if label != previous:
+            first_name = is_name(label) and not self._named_once
+            kind = EventType.IDENTIFIED if first_name else EventType.LABEL_CHANGED
+            events.append(FaceEvent(kind, track_id, label, previous, similarity, stamp))
+        self._named_once |= is_name(label)
+        self._announced = label
+        return events
+
+    def farewell(self, track_id: int, stamp: float) -> list[FaceEvent]:
+        """LEFT with the last label, for a track that was announced."""
+        if self._announced is None:
+            return []
+        return [FaceEvent(EventType.LEFT, track_id, self.label, "", self.similarity, stamp)]

@@ -79,8 +79,9 @@ class UnknownClusters:
 
     def restore(self, label: str, samples: np.ndarray) -> None:
         """Put back a cluster taken with :meth:`pop` (its promotion failed)."""
-        self._clusters[label] = _Cluster(label, samples, max((c.last_seen for c in self._clusters.values()),
-                                                             default=0.0))
+        self._clusters[label] = _Cluster(
+            label, samples, max((c.last_seen for c in self._clusters.values()), default=0.0)
+        )
 
     def discard(self, label: str) -> None:
         self._clusters.pop(label, None)

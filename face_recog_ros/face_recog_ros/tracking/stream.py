@@ -26,7 +26,7 @@ from ..gallery.names import validate_name
 from ..gallery.store import GalleryNotSaved
 from ..types import UNKNOWN, Detection, Face
 from .enrolment import ACTIVE_STATES, EnrollmentStatus, EnrollState, LiveEnrolment
-from .identity import EventType, FaceEvent, TemporalLabel, is_name
+from .identity import FaceEvent, TemporalLabel
 from .options import TrackingOptions
 from .strangers import UnknownClusters
 from .tracker import FaceTracker, Track
@@ -37,7 +37,9 @@ class StreamResult:
     faces: list[Face]  # faces of confirmed tracks in view, with track_id and temporal label
     events: list[FaceEvent]
     embedded: int  # faces embedded in this frame
-    detected: bool  # False when the detector was skipped (detect_interval) and tracks were predicted
+    detected: (
+        bool  # False when the detector was skipped (detect_interval) and tracks were predicted
+    )
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage
 
 
@@ -46,8 +48,6 @@ class _TrackInfo:
     identity: TemporalLabel
     last_embedded: int = -(10 ** 9)  # frame number
     pose: tuple[float, float] | None = None  # (eye distance, yaw) at the last embedding
-    announced: str | None = None  # label of the last event; None until APPEARED
-    named_once: bool = False
 
 
 class StreamRecognizer:
@@ -100,7 +100,9 @@ class StreamRecognizer:
                 pairs = list(zip(update.tracks, detections))
                 confirmed = update.confirmed
                 events += self._left(update.removed, stamp)
-                self._infos = {t: self._infos.get(t) or self._new_info() for t in self.tracker.tracks}
+                self._infos = {
+                    t: self._infos.get(t) or self._new_info() for t in self.tracker.tracks
+                }
             else:
                 pairs = [(t, t.predicted_detection(stamp)) for t in self.tracker.visible()]
             # Why each face cannot be embedded ('' = it can): judged once per face and frame.
@@ -114,8 +116,11 @@ class StreamRecognizer:
                 self._collect_enrollment_sample(rgb, pairs, embedded, refused)
             self._update_identities(embedded, stamp)
             events += self._label_events(stamp)
-            faces = [self._face(track, det, track in confirmed, embedded.get(track), refused[track])
-                     for track, det in pairs if track.confirmed]
+            faces = [
+                self._face(track, det, track in confirmed, embedded.get(track), refused[track])
+                for track, det in pairs
+                if track.confirmed
+            ]
             self._frame += 1
             total = time.perf_counter() - t0
             return StreamResult(faces, events, len(embedded), detected, {
@@ -123,7 +128,8 @@ class StreamRecognizer:
                 "track": (total - t_detect - t_embed) * 1e3, "total": total * 1e3})
 
     def reset(self, stamp: float) -> list[FaceEvent]:
-        """Forget every track (e.g. the camera moved to another scene); LEFT for each confirmed one."""
+        """Forget every track (e.g. the camera moved to another scene); LEFT for each confirmed
+        one."""
         with self._lock:
             events = self._left(self.tracker.reset(), stamp)
             self._infos.clear()
@@ -161,7 +167,9 @@ class StreamRecognizer:
         chosen = wanted[:o.max_embeddings_per_frame]
         if not chosen:
             return {}
-        embeddings, _ = self.recognizer.embed(rgb, [w[4] for w in chosen], reasons=[""] * len(chosen))
+        embeddings, _ = self.recognizer.embed(
+            rgb, [w[4] for w in chosen], reasons=[""] * len(chosen)
+        )
         out = {}
         for (_, _, _, track, detection), embedding in zip(chosen, embeddings):
             out[track] = embedding
@@ -199,45 +207,37 @@ class StreamRecognizer:
         return self.strangers.assign(identity.mean_embedding(), np.stack(identity.evidence), stamp)
 
     def _label_events(self, stamp: float) -> list[FaceEvent]:
-        events = []
-        for track, info in self._infos.items():
-            if not track.confirmed:
-                continue
-            label, similarity = info.identity.label, info.identity.similarity
-            if info.announced is None:
-                events.append(FaceEvent(EventType.APPEARED, track.id, label, "", similarity, stamp))
-                previous = UNKNOWN
-            elif label != info.announced:
-                previous = info.announced
-            else:
-                continue
-            if label != previous:
-                first_name = is_name(label) and not info.named_once
-                kind = EventType.IDENTIFIED if first_name else EventType.LABEL_CHANGED
-                events.append(FaceEvent(kind, track.id, label, previous, similarity, stamp))
-            info.named_once |= is_name(label)
-            info.announced = label
-        return events
+        return [event for track, info in self._infos.items() if track.confirmed
+                for event in info.identity.announce(track.id, stamp)]
 
     def _left(self, tracks: list[Track], stamp: float) -> list[FaceEvent]:
         events = []
         for track in tracks:
             info = self._infos.pop(track, None)
-            if info is not None and info.announced is not None:
-                events.append(FaceEvent(EventType.LEFT, track.id, info.identity.label, "",
-                                        info.identity.similarity, stamp))
+            if info is not None:
+                events += info.identity.farewell(track.id, stamp)
             enrollment = self._enrollment
             if self._active() and enrollment.track is track:
-                enrollment.finish(EnrollState.FAILED, "the face being enrolled left the view after "
-                                  f"{enrollment.progress()}")
+                enrollment.finish(
+                    EnrollState.FAILED,
+                    f"the face being enrolled left the view after {enrollment.progress()}",
+                )
         return events
 
     def _face(self, track: Track, detection: Detection, is_new: bool, embedding: np.ndarray | None,
               refused: str) -> Face:
         identity = self._infos[track].identity
-        return Face(detection=detection, label=identity.label, similarity=identity.similarity,
-                    candidate=identity.candidate, margin=identity.candidate_margin, track_id=track.id,
-                    is_new_track=is_new, rejected=refused, embedding=embedding)
+        return Face(
+            detection=detection,
+            label=identity.label,
+            similarity=identity.similarity,
+            candidate=identity.candidate,
+            margin=identity.candidate_margin,
+            track_id=track.id,
+            is_new_track=is_new,
+            rejected=refused,
+            embedding=embedding,
+        )
 
     # --- live enrolment -------------------------------------------------------------------
     def start_enrollment(self, name: str, num_samples: int, track_id: int = -1,
@@ -250,23 +250,37 @@ class StreamRecognizer:
         """
         with self._lock:
             if not self.options.enabled:
-                raise ValueError("live enrolment follows a face track; set tracking.enabled to true")
+                raise ValueError(
+                    "live enrolment follows a face track; set tracking.enabled to true"
+                )
             if self._active():
-                raise ValueError(f"an enrolment of {self._enrollment.name!r} is in progress; cancel it first")
+                raise ValueError(
+                    f"an enrolment of {self._enrollment.name!r} is in progress; cancel it first"
+                )
             name = validate_name(name)
             cap = self.recognizer.gallery.max_samples_per_person or num_samples
             if not 1 <= num_samples <= cap:
-                raise ValueError(f"num_samples must be between 1 and {cap} (gallery.max_samples_per_person)")
+                raise ValueError(
+                    f"num_samples must be between 1 and {cap} (gallery.max_samples_per_person)"
+                )
             if track_id >= 0 and not any(t.id == track_id for t in self.tracker.tracks):
                 raise ValueError(f"no face track {track_id} in view")
-            self._enrollment = LiveEnrolment(name, num_samples, track_id, overwrite, self._enrollment_changed)
+            self._enrollment = LiveEnrolment(
+                name, num_samples, track_id, overwrite, self._enrollment_changed
+            )
             return self._enrollment.status()
 
     def enrollment_status(self) -> EnrollmentStatus:
         with self._lock:
-            return self._enrollment.status() if self._enrollment else EnrollmentStatus(EnrollState.IDLE)
+            return (
+                self._enrollment.status()
+                if self._enrollment
+                else EnrollmentStatus(EnrollState.IDLE)
+            )
 
-    def cancel_enrollment(self, message: str = "cancelled; nothing was enrolled") -> EnrollmentStatus:
+    def cancel_enrollment(
+        self, message: str = "cancelled; nothing was enrolled"
+    ) -> EnrollmentStatus:
         """Stop a live enrolment in progress; nothing of it is enrolled."""
         with self._lock:
             if self._active():
@@ -274,7 +288,8 @@ class StreamRecognizer:
             return self.enrollment_status()
 
     def wait_for_enrollment(self, timeout: float | None = None) -> EnrollmentStatus:
-        """Block until the live enrolment finishes (frames must keep coming from another thread)."""
+        """Block until the live enrolment finishes (frames must keep coming from another
+        thread)."""
         with self._lock:
             self._enrollment_changed.wait_for(lambda: not self._active(), timeout)
             return self.enrollment_status()
@@ -296,8 +311,13 @@ class StreamRecognizer:
         if self._active():
             self._enrollment.follow(pairs, set(self._infos), stamp, self.options.enroll_timeout)
 
-    def _collect_enrollment_sample(self, rgb: np.ndarray, pairs: list[tuple[Track, Detection]],
-                                   embedded: dict[Track, np.ndarray], refused: dict[Track, str]) -> None:
+    def _collect_enrollment_sample(
+        self,
+        rgb: np.ndarray,
+        pairs: list[tuple[Track, Detection]],
+        embedded: dict[Track, np.ndarray],
+        refused: dict[Track, str],
+    ) -> None:
         if not self._active() or self._enrollment.track is None:
             return
         track = self._enrollment.track
@@ -313,8 +333,9 @@ class StreamRecognizer:
     def _commit_enrollment(self) -> None:
         enrollment = self._enrollment
         try:
-            enrollment.result = self.recognizer.add_samples(enrollment.name, np.stack(enrollment.samples),
-                                                            overwrite=enrollment.overwrite)
+            enrollment.result = self.recognizer.add_samples(
+                enrollment.name, np.stack(enrollment.samples), overwrite=enrollment.overwrite
+            )
         except ValueError as exc:
             enrollment.finish(EnrollState.FAILED, f"could not add the samples: {exc}")
             return
@@ -326,16 +347,22 @@ class StreamRecognizer:
             if info.identity.cluster:
                 self._dissolve_cluster(info.identity.cluster)
             info.identity.reconsider()
-        enrollment.finish(EnrollState.DONE, f"enrolled {enrollment.name}: {enrollment.result.added} "
-                          f"samples, {enrollment.result.total} in total")
+        enrollment.finish(
+            EnrollState.DONE,
+            f"enrolled {enrollment.name}: {enrollment.result.added} "
+            f"samples, {enrollment.result.total} in total",
+        )
 
     # --- unknown people -------------------------------------------------------------------
     def unknown_clusters(self) -> list[str]:
         with self._lock:
             return self.strangers.labels()
 
-    def promote_unknown(self, cluster_label: str, name: str, *, merge: bool = False) -> EnrollResult:
-        """Enrol a stranger cluster (unknown_k) as `name`; its tracks are named from the next frame.
+    def promote_unknown(
+        self, cluster_label: str, name: str, *, merge: bool = False
+    ) -> EnrollResult:
+        """Enrol a stranger cluster (unknown_k) as `name`; its tracks are named from the next
+        frame.
 
         Onto an enrolled name only with ``merge`` (the samples are added to that person's);
         else NameTaken. UnknownCluster when there is no such cluster (any more).
@@ -344,8 +371,10 @@ class StreamRecognizer:
             name = validate_name(name)
             self.strangers.require(cluster_label)
             if name in self.recognizer.gallery and not merge:
-                raise NameTaken(f"{name!r} is already enrolled; set merge to add {cluster_label}'s "
-                                "samples to it")
+                raise NameTaken(
+                    f"{name!r} is already enrolled; set merge to add {cluster_label}'s "
+                    "samples to it"
+                )
             samples = self.strangers.pop(cluster_label)
             try:
                 result = self.recognizer.add_samples(name, samples)

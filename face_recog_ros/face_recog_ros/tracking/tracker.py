@@ -24,7 +24,8 @@ _FORBIDDEN = 1e6
 
 
 def detection_state(detection: Detection) -> np.ndarray:
-    """(16,) float64: the box (x1, y1, x2, y2) then the six keypoints (x, y): what a track follows."""
+    """(16,) float64: the box (x1, y1, x2, y2) then the six keypoints (x, y): what a track
+    follows."""
     state = np.empty(16)
     state[:4] = detection.box
     state[4:] = detection.keypoints.reshape(-1)
@@ -130,7 +131,9 @@ class FaceTracker:
         assigned: list[Track | None] = [None] * len(detections)
         if self.tracks and detections:
             predictions = np.array([t.predict(stamp) for t in self.tracks])
-            gates = self.options.max_keypoint_distance * np.sqrt([1.0 + t.misses for t in self.tracks])
+            gates = self.options.max_keypoint_distance * np.sqrt(
+                [1.0 + t.misses for t in self.tracks]
+            )
             cost, allowed = association_cost(np.array(states), predictions, gates)
             rows, cols = linear_sum_assignment(np.where(allowed, cost, _FORBIDDEN))
             for r, c in zip(rows, cols):
