@@ -1,7 +1,7 @@
 """`face-recog group-photo`, `lookalike`, `cluster` / `enroll-cluster` and `map` with the real
 models.
 
-Photos are composed from the two public-domain heads (samples.py) into tmp_path; the
+Photos are composed from the two public-domain heads (io/samples.py) into tmp_path; the
 faces-dev check at the end runs only where that folder exists and never copies from it.
 """
 

@@ -36,7 +36,7 @@ _CLUSTER_DIR = re.compile(r"cluster_(\d+)")
 class FaceRecord:
     path: str  # photo, relative to the clustered folder
     box: np.ndarray  # (4,) x1 y1 x2 y2 in the photo
-    main: bool  # the photo's subject (pipeline.main_face)
+    main: bool  # the photo's subject (core.recognizer.main_face)
     thumbnail: np.ndarray  # RGB crop, THUMBNAIL_SIZE square
 
 

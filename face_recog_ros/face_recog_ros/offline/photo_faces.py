@@ -17,7 +17,7 @@ class PhotoFaces:
     detections: list[Detection]  # every face found
     reasons: list[str]  # per detection: why it was not embedded ('' = embedded)
     embeddings: np.ndarray  # (embedded faces, D), rows in detection order
-    main: int  # index of the photo's subject (pipeline.main_face), -1 when no face
+    main: int  # index of the photo's subject (core.recognizer.main_face), -1 when no face
 
     def embedded(self) -> list[int]:
         """Detection indices that have an embedding, in the order of the embedding rows."""
