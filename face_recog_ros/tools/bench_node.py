@@ -282,8 +282,13 @@ def stream(client: Client, msgs: list[Image], total: int, settle_s: float = 1.5)
         [(arrivals[k] - (k[0] + k[1] * 1e-9)) * 1e3 if k in arrivals else np.nan for k in sent]
     )
     received1, processed1 = node_totals(client)
-    return Run(sent, latency, duration, dict(client.diagnostics), int(received1 - received0),
-               int(processed1 - processed0), float(np.mean(counts)) if counts else 0.0)
+
+    # No report yet (a warm-up right after start): no counts rather than NaN.
+    def count(after: float, before: float) -> int:
+        return int(after - before) if math.isfinite(after - before) else 0
+
+    return Run(sent, latency, duration, dict(client.diagnostics), count(received1, received0),
+               count(processed1, processed0), float(np.mean(counts)) if counts else 0.0)
 
 
 def losses(run: Run) -> str:
