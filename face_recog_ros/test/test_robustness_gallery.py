@@ -295,63 +295,27 @@ def test_metadata_mutations(workdir: Path, good_parts: dict[str, np.ndarray], rs
     )
 
 
-@pytest.mark.parametrize(
-    "meta",
-    [
-        b"[" * 100_000 + b"]" * 100_000,  # nesting deeper than the JSON parser's recursion limit
-        b'{"format": "face_recog_ros.gallery", "version": 1e999}',
-        b'{"format": "face_recog_ros.gallery", "version": NaN}',
-        b"\xff\xfe\x00not utf-8",
-        json.dumps(
-            {
-                "format": "face_recog_ros.gallery",
-                "version": FORMAT_VERSION,
-                "embedding_space": SPACE,
-                "dim": DIM,
-                "people": [{"name": "Alice", "samples": -2, "enrolled_at": 0, "updated_at": 0}]
-                * 2,
-            }
-        ).encode(),
-        json.dumps(
-            {
-                "format": "face_recog_ros.gallery",
-                "version": FORMAT_VERSION,
-                "embedding_space": SPACE,
-                "dim": DIM,
-                "people": [
-                    {"name": "Alice", "samples": 10**30, "enrolled_at": 0, "updated_at": 0}
-                ],
-            }
-        ).encode(),
-        *(
-            json.dumps(
-                {
-                    "format": "face_recog_ros.gallery",
-                    "version": FORMAT_VERSION,
-                    "embedding_space": SPACE,
-                    "dim": DIM,
-                    "people": [
-                        {"name": "Alice", "samples": samples, "enrolled_at": 0, "updated_at": 0}
-                    ],
-                }
-            ).encode()
-            for samples in ([], [6], [1, 5], "6", 6.0)
-        ),
-    ],
-    ids=[
-        "deep_nesting",
-        "huge_version",
-        "nan_version",
-        "not_utf8",
-        "negative_duplicate",
-        "huge_count",
-        "count_empty_list",
-        "count_list",
-        "count_two_list",
-        "count_string",
-        "count_float",
-    ],
-)
+def alice_meta(people_entries: list[dict]) -> bytes:
+    """Metadata of a gallery of SPACE/DIM whose people are ``people_entries``."""
+    return json.dumps({"format": "face_recog_ros.gallery", "version": FORMAT_VERSION,
+                       "embedding_space": SPACE, "dim": DIM, "people": people_entries}).encode()
+
+
+def alice(samples: object) -> dict:
+    return {"name": "Alice", "samples": samples, "enrolled_at": 0, "updated_at": 0}
+
+
+@pytest.mark.parametrize("meta", [
+    b"[" * 100_000 + b"]" * 100_000,  # nesting deeper than the JSON parser's recursion limit
+    b'{"format": "face_recog_ros.gallery", "version": 1e999}',
+    b'{"format": "face_recog_ros.gallery", "version": NaN}',
+    b"\xff\xfe\x00not utf-8",
+    alice_meta([alice(-2)] * 2),
+    alice_meta([alice(10**30)]),
+    *(alice_meta([alice(samples)]) for samples in ([], [6], [1, 5], "6", 6.0)),
+], ids=["deep_nesting", "huge_version", "nan_version", "not_utf8", "negative_duplicate",
+        "huge_count", "count_empty_list", "count_list", "count_two_list", "count_string",
+        "count_float"])
 def test_hostile_metadata(workdir: Path, good_parts: dict[str, np.ndarray], meta: bytes) -> None:
     one_person = np.zeros(
         len(good_parts["owners"]), np.int32
