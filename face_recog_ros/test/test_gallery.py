@@ -59,30 +59,10 @@ def temp_files(path: Path) -> list[str]:
 # ---------------------------------------------------------------- name validation
 @pytest.mark.parametrize(
     "bad",
-    [
-        "",
-        "   ",
-        "../x",
-        "/etc/passwd",
-        "a/b",
-        "a\\b",
-        "a\x00b",
-        "\n",
-        "a\nb",
-        "tab\there",
-        "bell\x07",
-        "x" * 65,
-        ".",
-        "..",
-        " .. ",
-        "unknown",
-        "Unknown",
-        " UNKNOWN ",
-        "unknown_3",
-        "Unknown_12",
-        42,
-        None,
-    ],
+    ["", "   ", "../x", "/etc/passwd", "a/b", "a\\b", "a\x00b", "\n", "a\nb", "tab\there",
+     "bell\x07", "x" * 65, ".", "..", " .. ", "unknown", "Unknown", " UNKNOWN ", "unknown_3",
+     "Unknown_12", 42, None, "alice\u200b", "\u202eevil", "a\u200db", "\ufeffbob",
+     "a\u2066b\u2069", "\u2028"],
 )
 def test_validate_name_rejects(bad: object) -> None:
     with pytest.raises(InvalidName) as err:
@@ -92,15 +72,10 @@ def test_validate_name_rejects(bad: object) -> None:
 
 
 def test_validate_name_messages_say_what_is_wrong() -> None:
-    cases = {
-        "": "empty",
-        "x" * 65: "64",
-        "../x": "path",
-        "a\x00b": "control",
-        "unknown": "reserved",
-        "unknown_7": "reserved",
-        "..": "not allowed",
-    }
+    cases = {"": "empty", "x" * 65: "64", "../x": "path", "a\x00b": "control",
+             "unknown": "reserved", "unknown_7": "reserved", "..": "not allowed",
+             "alice\u200b": "U\\+200B .ZERO WIDTH SPACE",
+             "\u202eevil": "U\\+202E .RIGHT-TO-LEFT OVERRIDE"}
     for name, words in cases.items():
         with pytest.raises(InvalidName, match=words):
             validate_name(name)

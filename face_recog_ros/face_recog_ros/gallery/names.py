@@ -22,6 +22,8 @@ def validate_name(name: str) -> str:
     """Return the canonical form of ``name`` (stripped, NFC) or raise :class:`InvalidName`.
 
     Names are labels, never paths, and must not collide with labels the system emits itself.
+    Invisible characters (control, zero-width, bidi overrides) are refused: they would make
+    two people whose labels look the same. NFC first, so "José" typed either way is one person.
     """
     if not isinstance(name, str):
         raise InvalidName(f"name must be a string, got {type(name).__name__}")
@@ -35,8 +37,12 @@ def validate_name(name: str) -> str:
     for ch in canonical:
         if ch in "/\\":
             raise InvalidName(f"name {canonical!r} contains {ch!r}; names are labels, not paths")
-        if ch == "\x00" or unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp"):
+        category = unicodedata.category(ch)
+        if category in ("Cc", "Cs", "Zl", "Zp"):
             raise InvalidName(f"name {canonical!r} contains control character {ch!r}")
+        if category == "Cf":  # zero-width and bidi controls make look-alike labels ("alice\u200b")
+            raise InvalidName(f"name {canonical!r} contains invisible formatting character "
+                              f"U+{ord(ch):04X} ({unicodedata.name(ch, 'unnamed')})")
     if canonical in (".", ".."):
         raise InvalidName(f"name {canonical!r} is not allowed")
     folded = canonical.casefold()

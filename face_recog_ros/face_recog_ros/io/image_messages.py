@@ -10,13 +10,14 @@ before anything is allocated. (RGB -> sensor_msgs/Image is ros/conversion.py.)
 """
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from enum import Enum
 from typing import Callable, Protocol
 
 import cv2
 import numpy as np
+
+from .image_decoding import ImageFormatError, claimed_size
 
 
 class Image(Protocol):
@@ -190,37 +191,18 @@ def image_to_rgb(msg: Image, max_pixels: int | None = DEFAULT_MAX_PIXELS, *,
 
 
 def _header_size(data: np.ndarray) -> tuple[int, int] | None:
-    """(width, height) from a PNG or JPEG header, so huge images are refused before decoding.
-
-    The JPEG marker chain is followed to the frame header wherever it is (metadata segments
-    can push it past any fixed prefix); a JPEG whose frame header cannot be found this way is
-    refused, since libjpeg would skip the damage and allocate whatever size it then finds.
-    """
-    head = data[:24].tobytes()
-    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24 and head[12:16] == b"IHDR":
-        return struct.unpack(">II", head[16:24])
-    if head[:2] != b"\xff\xd8":
-        return None
+    """(width, height) from a PNG or JPEG header (image_decoding's readers), so huge images are
+    refused before decoding; None for other formats, which are checked once decoded. A PNG or
+    JPEG whose header cannot be read is refused: libjpeg would skip the damage and allocate
+    whatever size it then finds."""
     raw = data.tobytes()
-    i = 2
-    while i + 9 < len(raw) and raw[i] == 0xFF:
-        marker = raw[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack(">HH", raw[i + 5:i + 9])
-            return width, height
-        if marker in (0xD9, 0xDA):  # end of image or start of scan before any frame header
-            break
-        i += (
-            2
-            if 0xD0 <= marker <= 0xD7 or marker == 0x01
-            else 2 + struct.unpack(">H", raw[i + 2:i + 4])[0]
-        )
-    raise ImageConversionError(f"JPEG without a readable frame header ({len(raw)} bytes)",
-                               Refusal.CORRUPT_COMPRESSED)
+    if not raw.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8")):
+        return None
+    try:
+        size = claimed_size(raw)
+    except ImageFormatError as exc:
+        raise ImageConversionError(str(exc), Refusal.CORRUPT_COMPRESSED) from None
+    return size.width, size.height
 
 
 def compressed_to_rgb(
