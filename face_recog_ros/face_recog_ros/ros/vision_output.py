@@ -45,4 +45,5 @@ def face_to_detection(face: Face, header: Header) -> Detection2D:
 
 
 def faces_to_detections(faces: Sequence[Face], header: Header) -> Detection2DArray:
-    return Detection2DArray(header=header, detections=[face_to_detection(f, header) for f in faces])
+    return Detection2DArray(header=header,
+                            detections=[face_to_detection(f, header) for f in faces])
