@@ -5,7 +5,7 @@
     python3 tools/bench_node.py --part a --seconds 20
     python3 tools/bench_node.py --part b --frames 1000
     python3 tools/bench_node.py --part a --transport default --publisher reliable
-    python3 tools/bench_node.py --part a --transport default --profile config/fastdds_large_frames.xml
+    python3 tools/bench_node.py --part a --profile config/fastdds_large_frames.xml
 
 The node runs as its own process, as `ros2 run` starts it, with the package's default config
 and a temporary gallery holding Eileen Collins and Grace Hopper (enrolled through ~/enroll).
@@ -32,16 +32,19 @@ reliable: most camera drivers). --node-param NAME:=VALUE passes a parameter to t
 files do (FASTDDS_DEFAULT_PROFILES_FILE).
 
 Transport: with Fast DDS (the default RMW) this script sets FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA
-for itself and the node unless it is set already, or --transport default or --profile is given. With Fast DDS's default transports a 921 KB
-best-effort image between two processes is mostly lost (measured: ~10 % of 30 Hz frames arrive);
-`--transport default` measures that case. Every participant that exchanges the images must use
-the same setting (a LARGE_DATA participant and a default one exchange no data).
+for itself and the node unless it is set already, or --transport default or --profile is
+given. With Fast DDS's default transports a 921 KB best-effort image between two processes is
+mostly lost (measured: 1 of 300 frames at 30 Hz); `--transport default` measures that case.
+Every participant that exchanges the images must use the same setting (a LARGE_DATA participant
+and a default one exchange no data).
 """
 from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the node and its launch file do
+from face_recog_ros.environment import limit_native_threads  # noqa: E402  (imports no numpy)
+
+limit_native_threads()  # before numpy loads, like the package's own entry points
 
 import argparse  # noqa: E402
 import math  # noqa: E402
@@ -68,9 +71,11 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 from face_recog_interfaces.msg import FaceArray  # noqa: E402
 from face_recog_interfaces.srv import Enroll  # noqa: E402
-from face_recog_ros import FaceRecognizer, RecognizerConfig, StreamRecognizer, samples  # noqa: E402
-from face_recog_ros.ros.conversion import image_to_rgb, rgb_to_image  # noqa: E402
-from face_recog_ros.runtime import package_share_dir  # noqa: E402
+from face_recog_ros import FaceRecognizer, RecognizerConfig, StreamRecognizer  # noqa: E402
+from face_recog_ros.io import samples  # noqa: E402
+from face_recog_ros.io.image_messages import image_to_rgb  # noqa: E402
+from face_recog_ros.ros.conversion import rgb_to_image  # noqa: E402
+from face_recog_ros.core.runtime import package_share_dir  # noqa: E402
 
 RATE_HZ = 30.0
 SIZE = (640, 480)
@@ -81,10 +86,11 @@ GOAL_RATE_HZ = 25.0
 GOAL_ADDED_MS = 2.0
 GOAL_P95_MS = 33.0
 PUBLISHER_QOS = {
-    "best_effort": QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST,
-                              depth=1),
+    "best_effort": QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT,
+                              history=HistoryPolicy.KEEP_LAST, depth=1),
     # What most camera drivers offer (image_transport's default: reliable, keep last).
-    "reliable": QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=1),
+    "reliable": QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                           depth=1),
 }
 ENROLL_PHOTO_SIZE = (1024, 1024)  # a 1 MP photo
 
@@ -94,7 +100,9 @@ ENROLL_PHOTO_SIZE = (1024, 1024)  # a 1 MP photo
 def walking_frames(count: int) -> list[np.ndarray]:
     """One face (the astronaut) walking, bobbing and changing size and light."""
     cast = (samples.Appearance("astronaut", samples.walk_path),)
-    return [f.rgb for f in samples.sequence(count, cast=cast, occluded={}, dropped=range(0), size=SIZE)]
+    return [
+        f.rgb for f in samples.sequence(count, cast=cast, occluded={}, dropped=range(0), size=SIZE)
+    ]
 
 
 def crowd_frames(count: int, faces: int) -> list[np.ndarray]:
@@ -118,7 +126,7 @@ def crowd_frames(count: int, faces: int) -> list[np.ndarray]:
     return frames
 
 
-# --- the core alone -------------------------------------------------------------------------------
+# --- the core alone-------------------------------------------------------------------------------
 
 def enrolled_recognizer() -> FaceRecognizer:
     config = RecognizerConfig.from_yaml(package_share_dir() / "config" / "face_recognition.yaml")
@@ -130,7 +138,8 @@ def enrolled_recognizer() -> FaceRecognizer:
 
 
 def core_times(frames: list[np.ndarray], total: int) -> np.ndarray:
-    """Milliseconds of StreamRecognizer.process per frame, frame i = frames[i % len], 30 Hz stamps."""
+    """Milliseconds of StreamRecognizer.process per frame, frame i = frames[i % len], 30 Hz
+    stamps."""
     stream = StreamRecognizer(enrolled_recognizer())
     for i in range(10):  # warm-up: interpreter allocations, caches
         stream.process(frames[i % len(frames)], i / RATE_HZ)
@@ -159,14 +168,17 @@ class NodeProcess:
     def __init__(self, workdir: Path, node_params: list[str]) -> None:
         self.log_path = workdir / "node.log"
         params = package_share_dir() / "config" / "face_recognition.yaml"
-        command = [sys.executable, "-c", "import sys; from face_recog_ros.ros.node import main; sys.exit(main())",
+        command = [sys.executable, "-c",
+                   "import sys; from face_recog_ros.ros.node import main; sys.exit(main())",
                    "--ros-args", "-r", f"__ns:={NAMESPACE}", "--params-file", str(params),
                    "-p", f"gallery.path:={workdir / 'gallery.npz'}"]
         for param in node_params:
             command += ["-p", param]
         self.log = open(self.log_path, "w")
         # cwd: not the repository root, whose face_recog_ros/ folder would shadow the package.
-        self.process = subprocess.Popen(command, cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command, cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT
+        )
 
     def check(self) -> None:
         if self.process.poll() is not None:
@@ -193,7 +205,9 @@ class Client(Node):
         self.pub = self.create_publisher(Image, "image", publisher_qos)
         self.enroll = self.create_client(Enroll, f"{NODE}/enroll")
         self.lock = threading.Lock()
-        self.arrivals: dict[tuple[int, int], float] = {}  # image stamp -> time the FaceArray arrived
+        self.arrivals: dict[tuple[int, int], float] = (
+            {}
+        )  # image stamp -> time the FaceArray arrived
         self.face_counts: dict[tuple[int, int], int] = {}
         self.diagnostics: dict[str, float] = {}
         self.create_subscription(FaceArray, f"{NODE}/faces", self._on_faces, 100)
@@ -274,8 +288,11 @@ def stream(client: Client, msgs: list[Image], total: int, settle_s: float = 1.5)
     time.sleep(settle_s)  # the last results
     with client.lock:
         arrivals, counts = dict(client.arrivals), list(client.face_counts.values())
-    latency = np.array([(arrivals[k] - (k[0] + k[1] * 1e-9)) * 1e3 if k in arrivals else np.nan for k in sent])
+    latency = np.array(
+        [(arrivals[k] - (k[0] + k[1] * 1e-9)) * 1e3 if k in arrivals else np.nan for k in sent]
+    )
     received1, processed1 = node_totals(client)
+
     def delta(after: float, before: float) -> int:  # -1: no /diagnostics totals (yet)
         return -1 if math.isnan(after - before) else int(after - before)
 
@@ -306,7 +323,8 @@ def timed_enroll(client: Client, name: str, rgb: np.ndarray) -> float:
 def enroll_photo_1mp() -> np.ndarray:
     """The astronaut photo scaled to 1024x1024 (1 MP; rgb8, 3 MB in an Image message)."""
     import cv2
-    return cv2.resize(samples.photo("astronaut"), ENROLL_PHOTO_SIZE, interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(samples.photo("astronaut"), ENROLL_PHOTO_SIZE,
+                      interpolation=cv2.INTER_LINEAR)
 
 
 def wait_ready(client: Client, node: NodeProcess, frame: Image, timeout: float = 120.0) -> float:
@@ -337,7 +355,10 @@ def verdict(ok: bool) -> str:
 
 def part_a(client: Client, seconds: float, frames: list[np.ndarray], msgs: list[Image]) -> None:
     total = int(seconds * RATE_HZ)
-    print(f"\n(a) throughput and ROS overhead: one moving face, {total} frames at {RATE_HZ:g} Hz ({seconds:g} s)")
+    print(
+        f"\n(a) throughput and ROS overhead: one moving face, {total} frames at {RATE_HZ:g} Hz "
+        f"({seconds:g} s)"
+    )
     run = stream(client, msgs, total)
     core = CORE_TIMES[: len(run.latency_ms)]
     added = run.latency_ms - core  # per frame: node latency minus the core's time on that frame
@@ -350,27 +371,47 @@ def part_a(client: Client, seconds: float, frames: list[np.ndarray], msgs: list[
         ("processed rate", f"{processed_rate:.1f} Hz", f"goal >= {GOAL_RATE_HZ:g} Hz  "
          f"{verdict(processed_rate >= GOAL_RATE_HZ)}"),
         ("no result", f"{100 * (1 - run.results / len(run.sent)):.1f} %", losses(run)),
-        ("core time / frame", f"p50 {np.percentile(core, 50):.1f} ms  p95 {np.percentile(core, 95):.1f} ms",
-         "StreamRecognizer.process, in-process, same frames"),
-        ("node latency", f"p50 {pct(run.latency_ms, 50):.1f} ms  p95 {pct(run.latency_ms, 95):.1f} ms",
-         "FaceArray received - image stamp"),
-        ("added by ROS", f"p50 {pct(added, 50):.2f} ms  mean {np.nanmean(added):.2f} ms",
-         f"goal <= {GOAL_ADDED_MS:g} ms (p50)  {verdict(pct(added, 50) <= GOAL_ADDED_MS)}"),
-        ("  of which Image->RGB", f"{CONVERSION_MS:.2f} ms", "conversion.image_to_rgb, bgr8 640x480"),
+        (
+            "core time / frame",
+            f"p50 {np.percentile(core, 50):.1f} ms  p95 {np.percentile(core, 95):.1f} ms",
+            "StreamRecognizer.process, in-process, same frames",
+        ),
+        (
+            "node latency",
+            f"p50 {pct(run.latency_ms, 50):.1f} ms  p95 {pct(run.latency_ms, 95):.1f} ms",
+            "FaceArray received - image stamp",
+        ),
+        (
+            "added by ROS",
+            f"p50 {pct(added, 50):.2f} ms  mean {np.nanmean(added):.2f} ms",
+            f"goal <= {GOAL_ADDED_MS:g} ms (p50)  {verdict(pct(added, 50) <= GOAL_ADDED_MS)}",
+        ),
+        (
+            "  of which Image->RGB",
+            f"{CONVERSION_MS:.2f} ms",
+            "conversion.image_to_rgb, bgr8 640x480",
+        ),
     ]
     d = run.diagnostics
     if d:
-        rows.append(("node's /diagnostics", f"in {d.get('input_rate_hz', float('nan')):.1f} Hz, "
-                     f"processed {d.get('processed_rate_hz', float('nan')):.1f} Hz",
-                     f"convert {d.get('latency_convert_ms', float('nan')):.2f} ms, callback -> ~/faces "
-                     f"{d.get('latency_receive_to_publish_ms', float('nan')):.1f} ms (last window)"))
+        rows.append(
+            (
+                "node's /diagnostics",
+                f"in {d.get('input_rate_hz', float('nan')):.1f} Hz, "
+                f"processed {d.get('processed_rate_hz', float('nan')):.1f} Hz",
+                f"convert {d.get('latency_convert_ms', float('nan')):.2f} ms, callback -> ~/faces "
+                f"{d.get('latency_receive_to_publish_ms', float('nan')):.1f} ms (last window)",
+            )
+        )
     for name, value, note in rows:
         print(f"  {name:<22}{value:<34}{note}")
 
 
 def part_b(client: Client, frames_total: int, cases: dict[int, list[Image]]) -> None:
-    print(f"\n(b) end-to-end latency (image stamp -> FaceArray received), {frames_total} frames at "
-          f"{RATE_HZ:g} Hz, {SIZE[0]}x{SIZE[1]}")
+    print(
+        f"\n(b) end-to-end latency (image stamp -> FaceArray received), {frames_total} frames at "
+        f"{RATE_HZ:g} Hz, {SIZE[0]}x{SIZE[1]}"
+    )
     print(f"  {'faces':>5}  {'sent':>5}  {'results':>7}  {'faces/result':>12}  "
           f"{'p50 ms':>7}  {'p95 ms':>7}  {'p99 ms':>7}  {'max ms':>7}  goal")
     notes = []
@@ -378,9 +419,16 @@ def part_b(client: Client, frames_total: int, cases: dict[int, list[Image]]) -> 
         run = stream(client, msgs, frames_total)
         lat = run.latency_ms
         p95 = pct(lat, 95)
-        goal = f"p95 <= {GOAL_P95_MS:g} ms  {verdict(p95 <= GOAL_P95_MS)}" if faces == 1 else "(no goal)"
-        print(f"  {faces:>5}  {len(run.sent):>5}  {run.results:>7}  {run.faces_seen:>12.2f}  "
-              f"{pct(lat, 50):>7.1f}  {p95:>7.1f}  {pct(lat, 99):>7.1f}  {np.nanmax(lat):>7.1f}  {goal}")
+        goal = (
+            f"p95 <= {GOAL_P95_MS:g} ms  {verdict(p95 <= GOAL_P95_MS)}"
+            if faces == 1
+            else "(no goal)"
+        )
+        print(
+            f"  {faces:>5}  {len(run.sent):>5}  {run.results:>7}  {run.faces_seen:>12.2f}  "
+            f"{pct(lat, 50):>7.1f}  {p95:>7.1f}  {pct(lat, 99):>7.1f}  {np.nanmax(lat):>7.1f}  "
+            f"{goal}"
+        )
         notes.append(f"  {faces} face{'s' if faces > 1 else ''}: no result for {losses(run)}; "
                      f"load average {os.getloadavg()[0]:.2f}")
     print("\n".join(notes))
@@ -394,15 +442,19 @@ def main(argv: list[str] | None = None) -> int:
     global CORE_TIMES, CONVERSION_MS, SIZE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=["a", "b", "both"], default="both")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of part (a) (default 10)")
-    parser.add_argument("--frames", type=int, default=1000, help="frames per case in part (b) (default 1000)")
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="length of part (a) (default 10)")
+    parser.add_argument("--frames", type=int, default=1000,
+                        help="frames per case in part (b) (default 1000)")
     parser.add_argument("--transport", choices=["large_data", "default"], default="large_data",
-                        help="Fast DDS builtin transports when FASTDDS_BUILTIN_TRANSPORTS is not set "
-                             "and no --profile is given")
+                        help="Fast DDS builtin transports when FASTDDS_BUILTIN_TRANSPORTS is not "
+                             "set and no --profile is given")
     parser.add_argument("--publisher", choices=sorted(PUBLISHER_QOS), default="best_effort",
                         help="reliability of the image publisher (default best_effort)")
-    parser.add_argument("--size", default="640x480", help="frame size WIDTHxHEIGHT (default 640x480)")
-    parser.add_argument("--profile", type=Path, help="Fast DDS XML profile for this process and the node")
+    parser.add_argument("--size", default="640x480",
+                        help="frame size WIDTHxHEIGHT (default 640x480)")
+    parser.add_argument("--profile", type=Path,
+                        help="Fast DDS XML profile for this process and the node")
     parser.add_argument("--node-param", action="append", default=[], metavar="NAME:=VALUE",
                         help="a parameter for the node (repeatable)")
     args = parser.parse_args(argv)
@@ -423,14 +475,16 @@ def main(argv: list[str] | None = None) -> int:
     domain = int(os.environ.get("ROS_DOMAIN_ID") or random.randint(1, 101))
     os.environ["ROS_DOMAIN_ID"] = str(domain)
     load = os.getloadavg()
-    print(f"face_recognition_node benchmark: {SIZE[0]}x{SIZE[1]} bgr8 at {RATE_HZ:g} Hz, default config, "
-          f"gallery of {len(samples.PEOPLE)} people")
-    print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
-          f"(1/5/15 min) at start; ROS_DOMAIN_ID={domain}")
+    print(f"face_recognition_node benchmark: {SIZE[0]}x{SIZE[1]} bgr8 at {RATE_HZ:g} Hz, default "
+          f"config, gallery of {len(samples.PEOPLE)} people")
+    print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} / {load[1]:.2f} / "
+          f"{load[2]:.2f} (1/5/15 min) at start; ROS_DOMAIN_ID={domain}")
+    transports = os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "(Fast DDS default)")
     print(f"RMW {os.environ.get('RMW_IMPLEMENTATION', 'default (rmw_fastrtps_cpp)')}, "
-          f"FASTDDS_BUILTIN_TRANSPORTS={os.environ.get('FASTDDS_BUILTIN_TRANSPORTS', '(Fast DDS default)')}, "
+          f"FASTDDS_BUILTIN_TRANSPORTS={transports}, "
           f"profile {os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE', '(none)')}")
-    print(f"image publisher: {args.publisher}; node parameters: {' '.join(args.node_param) or '(defaults)'}")
+    print(f"image publisher: {args.publisher}; "
+          f"node parameters: {' '.join(args.node_param) or '(defaults)'}")
 
     walk = walking_frames(CYCLE)
     a_total = int(args.seconds * RATE_HZ)
@@ -459,8 +513,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  ~/enroll {name} ({photo.shape[1]}x{photo.shape[0]}): {elapsed:.2f} s")
             # The same person again (overwrite), so the gallery keeps two people.
             elapsed = timed_enroll(client, samples.PEOPLE["astronaut"], enroll_photo_1mp())
-            print(f"  ~/enroll of a 1 MP photo ({ENROLL_PHOTO_SIZE[0]}x{ENROLL_PHOTO_SIZE[1]} rgb8): "
-                  f"{elapsed:.2f} s  goal < 1 s  {verdict(elapsed < 1.0)}")
+            width, height = ENROLL_PHOTO_SIZE
+            print(f"  ~/enroll of a 1 MP photo ({width}x{height} rgb8): {elapsed:.2f} s  "
+                  f"goal < 1 s  {verdict(elapsed < 1.0)}")
             stream(client, walk_msgs, int(2 * RATE_HZ))  # warm-up, not reported
             if args.part in ("a", "both"):
                 part_a(client, args.seconds, walk, walk_msgs)

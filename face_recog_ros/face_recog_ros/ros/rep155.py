@@ -34,7 +34,8 @@ import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from ..tracking import EventType, FaceEvent, is_cluster_label
+from ..tracking.identity import EventType, FaceEvent
+from ..tracking.strangers import is_cluster_label
 from ..types import UNKNOWN, Detection, Face
 from .conversion import rgb_to_image
 
