@@ -18,7 +18,7 @@ import pytest
 import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from lifecycle_msgs.msg import State, Transition
+from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.context import Context
 from rclpy.executors import MultiThreadedExecutor
@@ -38,7 +38,8 @@ NODE = "/face_recognition_node"
 EILEEN = samples.PEOPLE["astronaut"]
 
 
-def wait_until(done: Callable[[], Any], timeout: float = TIMEOUT_S, what: str = "the graph") -> Any:
+def wait_until(done: Callable[[], Any], timeout: float = TIMEOUT_S,
+               what: str = "the graph") -> Any:
     deadline = time.monotonic() + timeout
     while not (result := done()):
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
