@@ -222,7 +222,7 @@ class Client(Node):
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
-            if NODE in status.name:
+            if f"{NODE}: camera " in status.name:  # not the recognizer status
                 values = {}
                 for kv in status.values:
                     try:
