@@ -49,7 +49,7 @@ from ..core.recognizer import FaceRecognizer
 from ..gallery.file_format import GalleryError
 from ..options import set_option
 from ..tracking.stream import StreamRecognizer
-from .diagnostics import PROCESSING_ERROR, camera_status, status
+from .diagnostics import NOT_ERRORS, PROCESSING_ERROR, camera_status, status
 from .diagnostic_levels import (CameraWindow, RecognizerState, Thresholds, camera_verdict,
                                 recognizer_verdict)
 from .image_input import ImageInput, camera_name
@@ -255,8 +255,8 @@ class FaceRecognitionNode(LifecycleNode):
             age = now - (last if last is not None else image_input.started)
             values["image_age_s"] = age
             pipeline_errors += problems.get(PROCESSING_ERROR, 0)
-            refused = {c: n for c, n in problems.items() if c not in ("blank_frame",
-                                                                      PROCESSING_ERROR)}
+            refused = {c: n for c, n in problems.items()
+                       if c not in NOT_ERRORS and c != PROCESSING_ERROR}
             span = values["window_s"]
             window = CameraWindow(
                 image_input.topic_of(camera), True, round(values["input_rate_hz"] * span),
