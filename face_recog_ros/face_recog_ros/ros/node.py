@@ -270,7 +270,8 @@ class FaceRecognitionNode(LifecycleNode):
             len(recognizer.gallery) if recognizer else 0,
             recognizer.gallery.num_samples if recognizer else 0))
         msg.status.append(status(f"{name}: recognizer", self.get_fully_qualified_name(),
-                                 verdict.level, verdict.message, gallery))
+                                 verdict.level, verdict.message,
+                                 {**gallery, **self._gallery_services.answers()}))
         self._diagnostics_pub.publish(msg)
 
     def _reload_gallery(self) -> None:
