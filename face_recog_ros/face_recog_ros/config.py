@@ -45,6 +45,18 @@ class EmbedderConfig:
 
 
 @dataclass
+class AlignmentConfig:
+    method: str = option("landmarks", "How a face is aligned before embedding: 'landmarks' (dlib's 5 "
+                         "landmarks, found in numpy, then dlib's own face chip: what the embedder was "
+                         "trained on; about 1 ms per face) or 'keypoints' (BlazeFace's keypoints onto the "
+                         "embedder spec's template: no landmark step, less accurate on hard faces). "
+                         "Galleries enrolled with the other method still work; re-enrol for full accuracy",
+                         choices=("landmarks", "keypoints"), read_only=True)
+    flip: bool = option(False, "Also embed the mirrored chip and average the two (test-time flip): "
+                        "twice the embedder time")
+
+
+@dataclass
 class RecognitionConfig:
     threshold: float = option(-1.0, "Cosine similarity needed to name a face; -1 uses the model's "
                               "default", low=-1.0, high=1.0)
@@ -52,8 +64,11 @@ class RecognitionConfig:
                              "(optimal assignment over the similarity matrix)")
     min_eye_distance: float = option(12.0, "Faces with eyes closer than this many pixels are not "
                                      "identified (too small)", low=0.0, high=1000.0)
-    max_yaw: float = option(0.6, "Faces turned further than this (nose offset / eye distance) are "
-                            "not identified", low=0.0, high=10.0)
+    max_yaw_deg: float = option(50.0, "Faces turned left or right further than this many degrees "
+                                "(head pose from the landmarks) are reported but not identified",
+                                low=0.0, high=90.0)
+    max_pitch_deg: float = option(40.0, "Faces tilted up or down further than this many degrees are "
+                                  "reported but not identified", low=0.0, high=90.0)
 
 
 @dataclass
@@ -83,8 +98,8 @@ class TrackingConfig:
                                    "settled", low=1, high=1000)
     max_embeddings_per_frame: int = option(2, "Most faces embedded per frame; new and unresolved "
                                            "faces first", low=1, high=100)
-    reembed_yaw_change: float = option(0.25, "Re-embed early when the yaw ratio moved this much since "
-                                       "the last embedding", low=0.0, high=10.0)
+    reembed_yaw_change_deg: float = option(20.0, "Re-embed early when the face turned this many "
+                                           "degrees since its last embedding", low=0.0, high=180.0)
     reembed_scale_change: float = option(0.3, "Re-embed early when the eye distance changed by this "
                                          "fraction since the last embedding", low=0.0, high=10.0)
     evidence_window: int = option(8, "Recent embeddings per track whose mean similarity decides its "
@@ -107,8 +122,9 @@ class TrackingConfig:
     enroll_min_sharpness: float = option(25.0, "Live enrolment skips chips blurrier than this "
                                          "(variance of the Laplacian of the aligned grey chip)",
                                          low=0.0, high=100000.0)
-    enroll_max_yaw: float = option(0.35, "Live enrolment skips faces turned further than this "
-                                   "(yaw ratio; stricter than recognition.max_yaw)", low=0.0, high=10.0)
+    enroll_max_yaw_deg: float = option(30.0, "Live enrolment skips faces turned further than this "
+                                       "many degrees (stricter than recognition.max_yaw_deg)",
+                                       low=0.0, high=90.0)
     enroll_timeout: float = option(30.0, "Seconds a live enrolment may take before it fails",
                                    low=1.0, high=3600.0)
 
@@ -117,6 +133,7 @@ class TrackingConfig:
 class RecognizerConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
+    alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -170,6 +187,20 @@ def iter_options(config: Any, prefix: str = ""):
             yield f"{prefix}{f.name}", value, f
 
 
+# Options that were renamed because their unit changed: an old config must fail, not be misread.
+RENAMED = {
+    "recognition.max_yaw": "recognition.max_yaw_deg (degrees of head pose; the old ratio 0.6 is "
+                           "about 50 degrees)",
+    "tracking.reembed_yaw_change": "tracking.reembed_yaw_change_deg (degrees; 0.25 was about 20)",
+    "tracking.enroll_max_yaw": "tracking.enroll_max_yaw_deg (degrees; 0.35 was about 30)",
+}
+
+
+def unknown_option(dotted: str) -> ValueError:
+    renamed = RENAMED.get(dotted)
+    return ValueError(f"unknown option '{dotted}'" + (f": renamed to {renamed}" if renamed else ""))
+
+
 def set_option(config: Any, dotted: str, value: Any) -> None:
     """Set one option after checking type, range and choices; raises ValueError naming the option."""
     *groups, name = dotted.split(".")
@@ -177,10 +208,10 @@ def set_option(config: Any, dotted: str, value: Any) -> None:
     for group in groups:
         target = getattr(target, group, None)
         if not dataclasses.is_dataclass(target):
-            raise ValueError(f"unknown option '{dotted}'")
+            raise unknown_option(dotted)
     fields = {f.name: f for f in dataclasses.fields(target)}
     if name not in fields or dataclasses.is_dataclass(getattr(target, name)):
-        raise ValueError(f"unknown option '{dotted}'")
+        raise unknown_option(dotted)
     setattr(target, name, check_value(dotted, value, fields[name]))
 
 

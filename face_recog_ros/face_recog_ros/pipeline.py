@@ -15,13 +15,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .alignment import AlignmentTemplate, QualityOptions, align_face, quality_problem
+from .aligner import FaceAligner, FaceGeometry, QualityOptions, quality_problem
 from .config import RecognizerConfig
 from .detection import DetectorOptions, create_detector
 from .embedding import Embedder, EmbedderSpec
 from .gallery import Gallery, PersonInfo
 from .matching import Match, match
-from .runtime import ModelError, models_dir
+from .runtime import models_dir
 from .types import Detection, Face
 
 
@@ -78,12 +78,7 @@ class FaceRecognizer:
             max_faces=det.max_faces, num_threads=det.num_threads, backend=det.backend)
         self.detector = create_detector(self.detector_options)
         self.spec = EmbedderSpec.from_yaml(resolve_spec_path(self.config.embedder.model))
-        if self.spec.template is None:
-            raise ValueError(f"embedder spec {self.spec.path} has no alignment template")
-        try:
-            self.template = AlignmentTemplate.from_dict(self.spec.template, self.spec.input_size)
-        except (ValueError, TypeError) as e:
-            raise ModelError(f"{self.spec.path}: {e}") from None
+        self.aligner = FaceAligner(self.config.alignment.method, self.spec)
         self.embedder = Embedder(self.spec, num_threads=self.config.embedder.num_threads)
         self._other_range_detector = None
         self.gallery_warning: str | None = None
@@ -103,7 +98,19 @@ class FaceRecognizer:
     @property
     def quality(self) -> QualityOptions:
         rec = self.config.recognition
-        return QualityOptions(min_eye_distance=rec.min_eye_distance, max_yaw=rec.max_yaw)
+        return QualityOptions(min_eye_distance=rec.min_eye_distance, max_yaw=rec.max_yaw_deg,
+                              max_pitch=rec.max_pitch_deg)
+
+    @property
+    def alignment_notice(self) -> str | None:
+        """Advice when gallery samples were aligned otherwise than faces are now (still usable)."""
+        names = self.gallery.aligned_otherwise(self.aligner.method)
+        if not names:
+            return None
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        return (f"{len(names)} enrolled {'person was' if len(names) == 1 else 'people were'} aligned "
+                f"another way than alignment.method '{self.aligner.method}' ({shown}); they are still "
+                "recognised, but re-enrolling them (enrol again with overwrite) improves accuracy")
 
     @property
     def gallery_path(self) -> Path | None:
@@ -144,18 +151,38 @@ class FaceRecognizer:
                     return [shift_detection(d, -pad) for d in redone]
             return detections
 
-    def _chips(self, rgb: np.ndarray, detections: list[Detection]) -> tuple[list[np.ndarray], list[str]]:
-        """Aligned chips of the faces that pass the quality checks, and a reason ('' = fine) per face."""
-        reasons = [quality_problem(d, self.quality) for d in detections]
-        return [align_face(rgb, d, self.template) for d, r in zip(detections, reasons) if not r], reasons
-
-    def embed(self, rgb: np.ndarray, detections: list[Detection]) -> tuple[np.ndarray, list[str]]:
-        """Embeddings of the faces that pass the quality checks, and a reason ('' = embedded) per face."""
+    def geometry(self, rgb: np.ndarray, detections: list[Detection]) -> list[FaceGeometry]:
+        """Landmarks, eye distance and head pose of each face (all faces in one landmark pass)."""
         with self.lock:
-            chips, reasons = self._chips(rgb, detections)
+            return self.aligner.geometry(rgb, detections)
+
+    def _chips(self, rgb: np.ndarray, detections: list[Detection],
+               geometries: list[FaceGeometry]) -> tuple[list[np.ndarray], list[str]]:
+        """Aligned chips of the faces that pass the quality checks, and a reason ('' = fine) per face."""
+        reasons = [quality_problem(g, self.quality) for g in geometries]
+        chips = [self.aligner.chip(rgb, d, g) for d, g, r in zip(detections, geometries, reasons) if not r]
+        return chips, reasons
+
+    def _embed_chips(self, chips: list[np.ndarray]) -> np.ndarray:
+        batch = np.stack(chips)
+        if not self.config.alignment.flip:
+            return self.embedder.embed(batch)
+        both = self.embedder.embed(np.concatenate([batch, batch[:, :, ::-1]]))
+        mean = both[:len(batch)] + both[len(batch):]
+        return mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
+
+    def embed(self, rgb: np.ndarray, detections: list[Detection],
+              geometries: list[FaceGeometry] | None = None) -> tuple[np.ndarray, list[str]]:
+        """Embeddings of the faces that pass the quality checks, and a reason ('' = embedded) per face.
+
+        ``geometries`` (from :meth:`geometry`, same order) saves the landmark step when known."""
+        with self.lock:
+            if geometries is None:
+                geometries = self.aligner.geometry(rgb, detections)
+            chips, reasons = self._chips(rgb, detections, geometries)
             if not chips:
                 return np.zeros((0, self.spec.output_dim), np.float32), reasons
-            return self.embedder.embed(np.stack(chips)), reasons
+            return self._embed_chips(chips), reasons
 
     def identify(self, embeddings: np.ndarray) -> list[Match]:
         with self.lock:
@@ -168,9 +195,11 @@ class FaceRecognizer:
             t0 = time.perf_counter()
             detections = self.detector.detect(rgb)
             t1 = time.perf_counter()
-            chips, reasons = self._chips(rgb, detections)
+            geometries = self.aligner.geometry(rgb, detections)
+            t_landmarks = time.perf_counter()
+            chips, reasons = self._chips(rgb, detections, geometries)
             t2 = time.perf_counter()
-            embeddings = self.embedder.embed(np.stack(chips)) if chips else None
+            embeddings = self._embed_chips(chips) if chips else None
             t3 = time.perf_counter()
             matches = self.identify(embeddings) if embeddings is not None else []
             t4 = time.perf_counter()
@@ -180,7 +209,8 @@ class FaceRecognizer:
                 face.label, face.similarity, face.candidate, face.margin = (
                     m.label, m.similarity, m.candidate, m.margin)
                 face.embedding = emb
-            self.timings = {"detect": (t1 - t0) * 1e3, "align": (t2 - t1) * 1e3,
+            self.timings = {"detect": (t1 - t0) * 1e3, "landmarks": (t_landmarks - t1) * 1e3,
+                            "align": (t2 - t_landmarks) * 1e3,
                             "embed": (t3 - t2) * 1e3, "match": (t4 - t3) * 1e3,
                             "total": (t4 - t0) * 1e3, "faces": float(len(detections)),
                             "embedded": float(len(chips))}
@@ -218,7 +248,7 @@ class FaceRecognizer:
     def add_samples(self, name: str, embeddings: np.ndarray, *, overwrite: bool = False,
                     skipped: list[str] | None = None) -> EnrollResult:
         with self.lock:
-            total = self.gallery.add(name, embeddings, overwrite=overwrite)
+            total = self.gallery.add(name, embeddings, overwrite=overwrite, alignment=self.aligner.method)
         self.save_gallery()
         return EnrollResult(name=name, added=len(embeddings), total=total, skipped=skipped or [])
 

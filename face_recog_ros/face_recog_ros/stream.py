@@ -21,7 +21,7 @@ from enum import Enum
 import cv2
 import numpy as np
 
-from .alignment import align_face, face_pose, quality_problem
+from .aligner import FaceGeometry, quality_problem
 from .config import TrackingConfig
 from .gallery import validate_name
 from .pipeline import EnrollResult, FaceRecognizer
@@ -87,7 +87,8 @@ class _Enrollment:
 class _TrackInfo:
     identity: TemporalLabel
     last_embedded: int = -(10 ** 9)  # frame number
-    pose: tuple[float, float] | None = None  # (eye distance, yaw) at the last embedding
+    geometry: FaceGeometry | None = None  # landmarks and pose at the last detection
+    embedded_pose: tuple[float, float] | None = None  # (eye distance, yaw) at the last embedding
     announced: str | None = None  # label of the last event; None until APPEARED
     named_once: bool = False
 
@@ -141,7 +142,7 @@ class StreamRecognizer:
             detected = self._frame % self.config.detect_interval == 0
             confirmed: list[Track] = []
             embedded: dict[Track, np.ndarray] = {}
-            t_detect = t_embed = 0.0
+            t_detect = t_landmarks = t_embed = 0.0
             if detected:
                 detections = self.recognizer.detect(rgb)
                 t_detect = time.perf_counter() - t0
@@ -150,6 +151,12 @@ class StreamRecognizer:
                 confirmed = update.confirmed
                 events += self._left(update.removed, stamp)
                 self._infos = {t: self._infos.get(t) or self._new_info() for t in self.tracker.tracks}
+                t1 = time.perf_counter()
+                # Landmarks of every face on detection frames: their quality is published every
+                # frame, and predicted frames keep the last one (a shift does not change a pose).
+                for (track, _), geometry in zip(pairs, self.recognizer.geometry(rgb, detections)):
+                    self._infos[track].geometry = geometry
+                t_landmarks = time.perf_counter() - t1
                 self._update_enrollment_target(pairs, stamp)
                 t1 = time.perf_counter()
                 embedded = self._embed(rgb, pairs)
@@ -164,8 +171,8 @@ class StreamRecognizer:
             self._frame += 1
             total = time.perf_counter() - t0
             return StreamResult(faces, events, len(embedded), detected, {
-                "detect": t_detect * 1e3, "embed": t_embed * 1e3,
-                "track": (total - t_detect - t_embed) * 1e3, "total": total * 1e3})
+                "detect": t_detect * 1e3, "landmarks": t_landmarks * 1e3, "embed": t_embed * 1e3,
+                "track": (total - t_detect - t_landmarks - t_embed) * 1e3, "total": total * 1e3})
 
     def reset(self, stamp: float) -> list[FaceEvent]:
         """Forget every track (e.g. the camera moved to another scene); LEFT for each confirmed one."""
@@ -190,15 +197,15 @@ class StreamRecognizer:
         target = self._enrollment.track if self._active() else None
         wanted = []
         for track, detection in pairs:
-            if quality_problem(detection, quality):
-                continue
             info = self._infos[track]
+            if quality_problem(info.geometry, quality):
+                continue
             if track is target:
                 priority = 0
             elif not info.identity.decided:
                 priority = 1
             elif (self._frame - info.last_embedded >= c.reembed_interval
-                  or self._pose_changed(info, detection)):
+                  or self._pose_changed(info)):
                 priority = 2
             else:
                 continue
@@ -207,23 +214,24 @@ class StreamRecognizer:
         chosen = wanted[:c.max_embeddings_per_frame]
         if not chosen:
             return {}
-        embeddings, reasons = self.recognizer.embed(rgb, [w[4] for w in chosen])
+        embeddings, reasons = self.recognizer.embed(rgb, [w[4] for w in chosen],
+                                                    [self._infos[w[3]].geometry for w in chosen])
         out, rows = {}, iter(embeddings)
-        for (_, _, _, track, detection), reason in zip(chosen, reasons):
+        for (_, _, _, track, _), reason in zip(chosen, reasons):
             if reason:
                 continue
             out[track] = next(rows)
             info = self._infos[track]
-            info.last_embedded, info.pose = self._frame, face_pose(detection)
+            info.last_embedded = self._frame
+            info.embedded_pose = (info.geometry.eye_distance, info.geometry.pose.yaw)
         return out
 
-    def _pose_changed(self, info: _TrackInfo, detection: Detection) -> bool:
-        if info.pose is None:
+    def _pose_changed(self, info: _TrackInfo) -> bool:
+        if info.embedded_pose is None:
             return True
-        eye, yaw = face_pose(detection)
-        last_eye, last_yaw = info.pose
-        return (abs(yaw - last_yaw) > self.config.reembed_yaw_change
-                or abs(eye / max(last_eye, 1e-6) - 1.0) > self.config.reembed_scale_change)
+        last_eye, last_yaw = info.embedded_pose
+        return (abs(info.geometry.pose.yaw - last_yaw) > self.config.reembed_yaw_change_deg
+                or abs(info.geometry.eye_distance / max(last_eye, 1e-6) - 1.0) > self.config.reembed_scale_change)
 
     def _update_identities(self, embedded: dict[Track, np.ndarray], stamp: float) -> None:
         snapshot = self.recognizer.gallery.snapshot()
@@ -276,10 +284,11 @@ class StreamRecognizer:
         return events
 
     def _face(self, track: Track, detection: Detection, is_new: bool, embedding: np.ndarray | None) -> Face:
-        identity = self._infos[track].identity
+        info = self._infos[track]
+        identity = info.identity
         return Face(detection=detection, label=identity.label, similarity=identity.similarity,
                     candidate=identity.candidate, margin=identity.candidate_margin, track_id=track.id,
-                    is_new_track=is_new, rejected=quality_problem(detection, self.recognizer.quality),
+                    is_new_track=is_new, rejected=quality_problem(info.geometry, self.recognizer.quality),
                     embedding=embedding)
 
     # --- live enrolment -------------------------------------------------------------------
@@ -357,14 +366,14 @@ class StreamRecognizer:
         if detection is None:
             return  # not seen in this frame
         embedding = embedded.get(track)
+        geometry = self._infos[track].geometry
         if embedding is None:
-            enrollment.skipped[quality_problem(detection, self.recognizer.quality).split(":")[0]
+            enrollment.skipped[quality_problem(geometry, self.recognizer.quality).split(":")[0]
                                or "over the frame's embedding budget"] += 1
             return
-        yaw = face_pose(detection)[1]
-        if abs(yaw) > c.enroll_max_yaw:
+        if abs(geometry.pose.yaw) > c.enroll_max_yaw_deg:
             enrollment.skipped["turned away"] += 1
-        elif sharpness(align_face(rgb, detection, self.recognizer.template)) < c.enroll_min_sharpness:
+        elif sharpness(self.recognizer.aligner.chip(rgb, detection, geometry)) < c.enroll_min_sharpness:
             enrollment.skipped["blurred"] += 1
         elif (enrollment.samples
               and float(np.max(np.stack(enrollment.samples) @ embedding)) > c.enroll_max_similarity):

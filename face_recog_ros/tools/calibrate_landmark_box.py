@@ -5,12 +5,14 @@ dlib's 5-point shape predictor was trained on boxes of dlib's HOG face detector;
 another box it finds other points (dlib's predictor on BlazeFace's own box scored 92.6%
 rank-1 against 95.0% from the HOG box on a held-out set). This tool finds, on photos where
 both detectors see the subject, the linear map from BlazeFace's eye-line frame (eye distance,
-eye-to-mouth distance) to the HOG box's centre and side, and prints the YAML block
-``box_from_keypoints`` of models/dlib_shape_predictor_5.yaml (``--write`` puts it there).
+eye-to-mouth distance) to the box face_recognition gives the predictor (the HOG box of
+``face_locations``, trimmed to the image), and prints the YAML block ``box_from_keypoints`` of
+models/dlib_shape_predictor_5.yaml (``--write`` puts it there).
 
-    python tools/calibrate_landmark_box.py PHOTO_DIR [PHOTO_DIR ...] [--write]
+    python tools/calibrate_landmark_box.py SET_DIR [SET_DIR ...] [--write]
 
-Needs dlib (dlib-bin); neither it nor the photos are needed at run time.
+SET_DIR holds <person>/<image> folders, as for ``face-recog evaluate``. Needs face_recognition
+(dlib); neither it nor the photos are needed at run time.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from face_recog_ros.config import RecognizerConfig  # noqa: E402
-from face_recog_ros.evaluation import IMAGE_SUFFIXES, load_rgb  # noqa: E402
+from face_recog_ros.evaluation import identity_folders, load_rgb  # noqa: E402
 from face_recog_ros.landmarks import eye_frame  # noqa: E402
 from face_recog_ros.pipeline import FaceRecognizer, main_face  # noqa: E402
 
@@ -33,39 +35,38 @@ SPEC = Path(__file__).resolve().parents[1] / "models" / "dlib_shape_predictor_5.
 
 def samples(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     """(eye distance, mouth drop) per face and the HOG box (centre along, down, side) targets."""
-    import dlib
+    from face_recog_ros.reference import FaceRecognitionReference
 
-    hog = dlib.get_frontal_face_detector()
+    reference = FaceRecognitionReference()
     config = RecognizerConfig()
     config.gallery.path = ""
     recognizer = FaceRecognizer(config)
     features, targets = [], []
     for path in paths:
         rgb = load_rgb(path)
-        rects = hog(rgb, 1)  # face_recognition.face_locations' default: one upsampling
+        location = reference.largest(rgb)
         detections = recognizer.detect_photo(rgb)
-        if not rects or not detections:
+        if location is None or not detections:
             continue
-        rect = max(rects, key=lambda r: r.area())
+        top, right, bottom, left = location
         face = main_face(detections)
-        centre = np.array([(rect.left() + rect.right()) / 2, (rect.top() + rect.bottom()) / 2])
+        centre = np.array([(left + right) / 2, (top + bottom) / 2])
         x1, y1, x2, y2 = face.box
         if not (x1 <= centre[0] <= x2 and y1 <= centre[1] <= y2):
             continue  # the two detectors chose different faces
         mid, along, down, scales = eye_frame(face.keypoints[None])
         offset = centre - mid[0]
         features.append(scales[0])
-        targets.append([offset @ along[0], offset @ down[0],
-                        (rect.right() - rect.left() + rect.bottom() - rect.top()) / 2])
+        targets.append([offset @ along[0], offset @ down[0], (right - left + bottom - top) / 2])
     return np.array(features), np.array(targets)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("dirs", nargs="+", type=Path, help="folders of photos (searched recursively)")
+    parser.add_argument("dirs", nargs="+", type=Path, help="folders of <person>/<image> photos")
     parser.add_argument("--write", action="store_true", help=f"update {SPEC.name}")
     args = parser.parse_args()
-    paths = [p for d in args.dirs for p in sorted(d.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
+    paths = [p for d in args.dirs for images in identity_folders(d).values() for p in images]
     features, targets = samples(paths)
     if len(features) < 20:
         print(f"only {len(features)} usable photos; need at least 20", file=sys.stderr)

@@ -163,8 +163,9 @@ class FaceRecognitionNode(Node):
         self.cameras: list[Camera] = []
         self.config = self._declare_parameters()
         self.recognizer = FaceRecognizer(self.config)
-        if self.recognizer.gallery_warning:
-            self.get_logger().warning(self.recognizer.gallery_warning)
+        for message in (self.recognizer.gallery_warning, self.recognizer.alignment_notice):
+            if message:
+                self.get_logger().warning(message)
         self.recognizer.gallery.max_samples_per_person = self.config.gallery.max_samples_per_person
 
         # Images arrive through a node of their own, spun by a SingleThreadedExecutor thread:
