@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from .alignment import AlignmentTemplate, align_face
+from .detection import as_rgb
 from .embedding import EmbedderSpec
 from .face_chip import extract_face_chip
-from .head_pose import KEYPOINTS_3D, LANDMARKS_AND_KEYPOINTS_3D, HeadPose, PoseEstimator
+from .head_pose import KEYPOINTS_3D, LANDMARKS_3D, HeadPose, PoseEstimator
 from .landmarks import Landmarker
 from .runtime import ModelError, models_dir
 from .types import Detection
@@ -86,7 +87,8 @@ class FaceAligner:
                 raise ModelError(f"{where}: alignment.method 'landmarks' needs a 'face_chip' block in the "
                                  "embedder spec (size, padding, landmark_model); use 'keypoints' for this model")
             self.landmarker = Landmarker.from_yaml(self._landmark_spec_path(spec))
-            self._pose = PoseEstimator(LANDMARKS_AND_KEYPOINTS_3D)
+            self._pose = PoseEstimator(LANDMARKS_3D)  # yaw and roll
+            self._pitch = PoseEstimator(KEYPOINTS_3D)  # pitch needs the mouth (head_pose.py)
         else:
             if self.template is None:
                 raise ModelError(f"{where}: embedder spec has no alignment template (needed by "
@@ -106,11 +108,12 @@ class FaceAligner:
         """Landmarks (or keypoints), eye distance and pose of each detection; all faces at once."""
         if not detections:
             return []
+        rgb = as_rgb(rgb)  # the detector also takes grayscale and RGBA frames
         keypoints = np.stack([d.keypoints for d in detections]).astype(np.float64)
         if self.landmarker is not None:
             points = self.landmarker.locate(rgb, keypoints)
-            # The pose also uses BlazeFace's nose tip and mouth: they tell depth (head_pose.py).
-            poses = self._pose.estimate(np.concatenate([points, keypoints[:, 2:4]], 1))
+            poses = [HeadPose(p.yaw, q.pitch, p.roll) for p, q in
+                     zip(self._pose.estimate(points), self._pitch.estimate(keypoints[:, :4]))]
         else:
             points = keypoints[:, :4]
             poses = self._pose.estimate(points)
@@ -118,6 +121,7 @@ class FaceAligner:
 
     def chip(self, rgb: np.ndarray, detection: Detection, geometry: FaceGeometry) -> np.ndarray:
         """The embedder's input chip for one face."""
+        rgb = as_rgb(rgb)
         if self.landmarker is not None:
             chip = self.spec.face_chip
             return extract_face_chip(rgb, geometry.points, chip.size, chip.padding)

@@ -253,10 +253,7 @@ class FaceDetector:
         small = cv2.resize(
             np.ascontiguousarray(image), (new_w, new_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
         )
-        if small.ndim == 2 or small.shape[2] == 1:
-            small = cv2.cvtColor(small, cv2.COLOR_GRAY2RGB)
-        elif small.shape[2] == 4:
-            small = cv2.cvtColor(small, cv2.COLOR_RGBA2RGB)
+        small = as_rgb(small)
         self._canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = small.reshape(new_h, new_w, 3)
         np.multiply(self._canvas, np.float32(2.0 / 255.0), out=self._tensor[0], casting="unsafe")
         self._tensor -= 1.0
@@ -306,12 +303,7 @@ class MediaPipeFaceDetector:
         _check_image(image)
         if self._detector is None:
             raise RuntimeError("detector is closed")
-        if image.ndim == 2 or image.shape[2] == 1:
-            rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-        elif image.shape[2] == 4:
-            rgb = cv2.cvtColor(image, cv2.COLOR_RGBA2RGB)
-        else:
-            rgb = np.ascontiguousarray(image)
+        rgb = np.ascontiguousarray(as_rgb(image))
         h, w = rgb.shape[:2]
         result = self._detector.detect(self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb))
         faces = []
@@ -400,6 +392,15 @@ def _import_mediapipe() -> tuple[Any, Any, Any]:
             "wheels exist for x86_64 and 64-bit aarch64 only), or set detector.backend to 'tflite'."
         ) from e
     return mp, vision, base_options
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """An accepted image (RGB, grayscale (H, W) or (H, W, 1), RGBA) as RGB (H, W, 3)."""
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_RGBA2RGB)
+    return image
 
 
 def _check_image(image: np.ndarray) -> None:
