@@ -52,7 +52,8 @@ class QualityOptions:
 def quality_problem(geometry: FaceGeometry, options: QualityOptions) -> str:
     """Why this face should not be embedded, or '' when it is fine."""
     if geometry.eye_distance < options.min_eye_distance:
-        return f"too small: eye distance {geometry.eye_distance:.0f} px < {options.min_eye_distance:g} px"
+        return (f"too small: eye distance {geometry.eye_distance:.0f} px "
+                f"< {options.min_eye_distance:g} px")
     pose = geometry.pose
     if abs(pose.yaw) > options.max_yaw:
         return f"off frontal: yaw {pose.yaw:+.0f} deg beyond {options.max_yaw:g}"
@@ -71,7 +72,8 @@ class FaceAligner:
 
     def __init__(self, method: str, spec: EmbedderSpec) -> None:
         if method not in ALIGNMENT_METHODS:
-            raise ValueError(f"alignment method must be one of {', '.join(ALIGNMENT_METHODS)}, got {method!r}")
+            raise ValueError(f"alignment method must be one of {', '.join(ALIGNMENT_METHODS)}, "
+                             f"got {method!r}")
         self.method = method
         self.spec = spec
         self.landmarker: Landmarker | None = None
@@ -84,8 +86,9 @@ class FaceAligner:
                 raise ModelError(f"{where}: {e}") from None
         if method == "landmarks":
             if spec.face_chip is None:
-                raise ModelError(f"{where}: alignment.method 'landmarks' needs a 'face_chip' block in the "
-                                 "embedder spec (size, padding, landmark_model); use 'keypoints' for this model")
+                raise ModelError(f"{where}: alignment.method 'landmarks' needs a 'face_chip' "
+                                 "block in the embedder spec (size, padding, landmark_model); "
+                                 "use 'keypoints' for this model")
             self.landmarker = Landmarker.from_yaml(self._landmark_spec_path(spec))
             self._pose = PoseEstimator(LANDMARKS_3D)  # yaw and roll
             self._pitch = PoseEstimator(KEYPOINTS_3D)  # pitch needs the mouth (head_pose.py)
@@ -117,7 +120,8 @@ class FaceAligner:
         else:
             points = keypoints[:, :4]
             poses = self._pose.estimate(points)
-        return [FaceGeometry(p, eye_distance(d), pose) for p, d, pose in zip(points, detections, poses)]
+        return [FaceGeometry(p, eye_distance(d), pose)
+                for p, d, pose in zip(points, detections, poses)]
 
     def chip(self, rgb: np.ndarray, detection: Detection, geometry: FaceGeometry) -> np.ndarray:
         """The embedder's input chip for one face."""

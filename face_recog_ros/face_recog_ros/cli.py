@@ -158,8 +158,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.alignment_fidelity:
         from .fidelity import alignment_fidelity, format_fidelity
         if not reference.available():
-            print("error: --alignment-fidelity needs face_recognition (pip install face_recognition)",
-                  file=sys.stderr)
+            print("error: --alignment-fidelity needs face_recognition (pip install "
+                  "face_recognition)", file=sys.stderr)
             return 2
         ref = reference.FaceRecognitionReference()
         results = [alignment_fidelity(recognizer, root, ref) for root in roots]

@@ -46,14 +46,15 @@ class EmbedderConfig:
 
 @dataclass
 class AlignmentConfig:
-    method: str = option("landmarks", "How a face is aligned before embedding: 'landmarks' (dlib's 5 "
-                         "landmarks, found in numpy, then dlib's own face chip: what the embedder was "
-                         "trained on; about 1 ms per face) or 'keypoints' (BlazeFace's keypoints onto the "
-                         "embedder spec's template: no landmark step, less accurate on hard faces). "
-                         "Galleries enrolled with the other method still work; re-enrol for full accuracy",
+    method: str = option("landmarks", "How a face is aligned before embedding: 'landmarks' "
+                         "(dlib's 5 landmarks, found in numpy, then dlib's own face chip: what the "
+                         "embedder was trained on; about 1 ms per face) or 'keypoints' (BlazeFace's "
+                         "keypoints onto the embedder spec's template: no landmark step, less "
+                         "accurate on hard faces). Galleries enrolled with the other method still "
+                         "work; re-enrol for full accuracy",
                          choices=("landmarks", "keypoints"), read_only=True)
-    flip: bool = option(False, "Also embed the mirrored chip and average the two (test-time flip): "
-                        "twice the embedder time")
+    flip: bool = option(False, "Also embed the mirrored chip and average the two (test-time "
+                        "flip): twice the embedder time")
 
 
 @dataclass
@@ -67,8 +68,8 @@ class RecognitionConfig:
     max_yaw_deg: float = option(50.0, "Faces turned left or right further than this many degrees "
                                 "(head pose from the landmarks) are reported but not identified",
                                 low=0.0, high=90.0)
-    max_pitch_deg: float = option(40.0, "Faces tilted up or down further than this many degrees are "
-                                  "reported but not identified", low=0.0, high=90.0)
+    max_pitch_deg: float = option(40.0, "Faces tilted up or down further than this many degrees "
+                                  "are reported but not identified", low=0.0, high=90.0)
 
 
 @dataclass
@@ -198,7 +199,8 @@ RENAMED = {
 
 def unknown_option(dotted: str) -> ValueError:
     renamed = RENAMED.get(dotted)
-    return ValueError(f"unknown option '{dotted}'" + (f": renamed to {renamed}" if renamed else ""))
+    hint = f": renamed to {renamed}" if renamed else ""
+    return ValueError(f"unknown option '{dotted}'{hint}")
 
 
 def set_option(config: Any, dotted: str, value: Any) -> None:

@@ -46,7 +46,8 @@ def _floats(value: Any, n: int, key: str, where: Path, *, integer: bool = False)
 @dataclass(frozen=True)
 class FaceChipSpec:
     """How the chip is cut for alignment.method 'landmarks': dlib.get_face_chip(img, shape5, size,
-    padding), with the 5 points from ``landmark_model`` (models/<id>.yaml, or a spec-relative path)."""
+    padding), with the 5 points from ``landmark_model`` (models/<id>.yaml, or a path relative
+    to the spec)."""
 
     size: int
     padding: float
@@ -55,11 +56,12 @@ class FaceChipSpec:
     @classmethod
     def from_dict(cls, data: Any, input_size: tuple[int, int], where: Path) -> FaceChipSpec:
         if not isinstance(data, dict):
-            raise ModelError(f"{where}: face_chip must be a mapping with size, padding and landmark_model")
+            raise ModelError(f"{where}: face_chip must be a mapping with size, padding and "
+                             "landmark_model")
         size = _number(_require(data, "size", where), "face_chip.size", where, integer=True)
         if (size, size) != tuple(input_size):
-            raise ModelError(f"{where}: face_chip.size {size} must equal input_size {list(input_size)} "
-                             "(dlib's chips are square)")
+            raise ModelError(f"{where}: face_chip.size {size} must equal input_size "
+                             f"{list(input_size)} (dlib's chips are square)")
         padding = _number(_require(data, "padding", where), "face_chip.padding", where)
         if not 0 <= padding <= 2:
             raise ModelError(f"{where}: face_chip.padding must be in [0, 2], got {padding}")

@@ -1,11 +1,12 @@
-"""The face chip dlib cuts for its ResNet: ``dlib.get_face_chip(img, shape5, size, padding)``, exactly.
+"""The face chip dlib cuts for its ResNet, exactly: ``dlib.get_face_chip(img, shape5, size, pad)``.
 
 The embedder was trained on these chips, so this module reproduces dlib's
 ``get_face_chip_details`` and ``extract_image_chips`` (dlib/image_transforms/interpolation.h)
 pixel for pixel, quirks included:
 - the chip -> image similarity transform maps dlib's mean 5-point face, padded, onto the
   landmarks (least squares), and is then stored as a rotated rectangle whose width is
-  ``size * scale - 1``, so chip pixels are ``(size * scale - 1) / (size - 1)`` apart, not ``scale``;
+  ``size * scale - 1``, so chip pixels are ``(size * scale - 1) / (size - 1)`` apart, not
+  ``scale``;
 - when the face is more than twice the chip's size in the image, the region is first shrunk
   with dlib's ``pyramid_down<2>`` (5-tap [1 4 6 4 1] Gaussian in integers, every other pixel)
   as often as needed, and the rectangle is mapped with its ``p / 2 - (1.25, 0.75)``; plain
@@ -73,7 +74,8 @@ def _area(r: Rect) -> float:
     return (r[2] - r[0] + 1) * (r[3] - r[1] + 1)
 
 
-def _rotate(centre: tuple[float, float], p: tuple[float, float], angle: float) -> tuple[float, float]:
+def _rotate(centre: tuple[float, float], p: tuple[float, float],
+            angle: float) -> tuple[float, float]:
     c, s = math.cos(angle), math.sin(angle)
     dx, dy = p[0] - centre[0], p[1] - centre[1]
     return (c * dx - s * dy + centre[0], s * dx + c * dy + centre[1])
@@ -108,7 +110,7 @@ def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _sample_bilinear(src: np.ndarray, origin: tuple[float, float], step_x: tuple[float, float],
                      step_y: tuple[float, float], size: int) -> np.ndarray:
-    """Chip pixel (c, r) <- src at origin + c * step_x + r * step_y, dlib's interpolate_bilinear."""
+    """Chip pixel (c, r) <- src at origin + c * step_x + r * step_y (interpolate_bilinear)."""
     cols, rows = _grid(size)
     x = cols * step_x[0]
     x += rows * step_y[0]
@@ -138,7 +140,8 @@ def _sample_bilinear(src: np.ndarray, origin: tuple[float, float], step_x: tuple
     return chip.reshape(size, size, 3)
 
 
-def extract_face_chip(rgb: np.ndarray, landmarks: np.ndarray, size: int, padding: float) -> np.ndarray:
+def extract_face_chip(rgb: np.ndarray, landmarks: np.ndarray, size: int,
+                      padding: float) -> np.ndarray:
     """``dlib.get_face_chip(rgb, shape, size, padding)`` for (5, 2) landmarks in dlib's order."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {rgb.shape} {rgb.dtype}")

@@ -34,7 +34,7 @@ class Fidelity:
     def summary(self) -> dict[str, float]:
         c = self.cosines
         if not len(c):
-            return {"mean": float("nan"), "p5": float("nan"), "min": float("nan"), "below_0.95": float("nan")}
+            return dict.fromkeys(("mean", "p5", "min", "below_0.95"), float("nan"))
         return {"mean": float(c.mean()), "p5": float(np.percentile(c, 5)), "min": float(c.min()),
                 "below_0.95": float((c < 0.95).mean())}
 
@@ -48,8 +48,8 @@ def _same_face(location: tuple[int, int, int, int], box: np.ndarray) -> bool:
 def alignment_fidelity(recognizer: FaceRecognizer, root: str | Path, reference) -> Fidelity:
     """Cosines between float embeddings of our chip and face_recognition's, per subject photo."""
     if recognizer.spec.embedding_space != REFERENCE_SPACE:
-        raise ValueError(f"alignment fidelity compares with dlib's chips: it needs the embedding space "
-                         f"{REFERENCE_SPACE!r}, not {recognizer.spec.embedding_space!r}")
+        raise ValueError(f"alignment fidelity compares with dlib's chips: it needs the embedding "
+                         f"space {REFERENCE_SPACE!r}, not {recognizer.spec.embedding_space!r}")
     float_embedder = Embedder(EmbedderSpec.from_yaml(resolve_spec_path(FLOAT_MODEL)))
     cosines, photos, unmatched = [], 0, 0
     for paths in identity_folders(root).values():
@@ -73,10 +73,11 @@ def alignment_fidelity(recognizer: FaceRecognizer, root: str | Path, reference) 
 
 
 def format_fidelity(method: str, results: list[Fidelity]) -> str:
-    lines = [f"alignment fidelity ({method}): cosine of float embeddings, our chip vs face_recognition's",
+    lines = [f"alignment fidelity ({method}): cosine of float embeddings, our chip vs "
+             "face_recognition's",
              f"{'set':<40}{'faces':>6}{'mean':>8}{'p5':>8}{'min':>8}{'<0.95':>7}{'unmatched':>10}"]
     for r in results:
         s = r.summary()
-        lines.append(f"{Path(r.source).name[:39]:<40}{len(r.cosines):>6}{s['mean']:>8.4f}{s['p5']:>8.4f}"
-                     f"{s['min']:>8.4f}{s['below_0.95']:>7.1%}{r.unmatched:>10}")
+        lines.append(f"{Path(r.source).name[:39]:<40}{len(r.cosines):>6}{s['mean']:>8.4f}"
+                     f"{s['p5']:>8.4f}{s['min']:>8.4f}{s['below_0.95']:>7.1%}{r.unmatched:>10}")
     return "\n".join(lines)

@@ -35,10 +35,12 @@ def _camera_axes(*points: tuple[float, float, float]) -> np.ndarray:
     return np.array(points, np.float64) * [1.0, -1.0, -1.0]
 
 
-_RIGHT_OUTER, _RIGHT_INNER = (-4.445859, 2.663991, 3.173422), (-1.856432, 2.585245, 3.757904)  # 33, 133
-_LEFT_OUTER, _LEFT_INNER = (4.445859, 2.663991, 3.173422), (1.856432, 2.585245, 3.757904)  # 263, 362
+# Eye corners: vertices 33, 133 (subject's right eye, outer and inner) and 263, 362 (left eye).
+_RIGHT_OUTER, _RIGHT_INNER = (-4.445859, 2.663991, 3.173422), (-1.856432, 2.585245, 3.757904)
+_LEFT_OUTER, _LEFT_INNER = (4.445859, 2.663991, 3.173422), (1.856432, 2.585245, 3.757904)
 # dlib's 5 landmarks (landmarks.LANDMARK_NAMES order); the nose base is vertex 2 (subnasale).
-LANDMARKS_3D = _camera_axes(_LEFT_OUTER, _LEFT_INNER, _RIGHT_OUTER, _RIGHT_INNER, (0.0, -2.089024, 6.058267))
+LANDMARKS_3D = _camera_axes(_LEFT_OUTER, _LEFT_INNER, _RIGHT_OUTER, _RIGHT_INNER,
+                            (0.0, -2.089024, 6.058267))
 # BlazeFace's right eye, left eye, nose tip, mouth centre: eye corners' midpoints, vertex 1, and
 # the midpoint of the inner lips (vertices 13 and 14).
 KEYPOINTS_3D = _camera_axes(tuple(np.mean([_RIGHT_OUTER, _RIGHT_INNER], 0)),
@@ -100,7 +102,8 @@ class PoseEstimator:
             jacobian = np.concatenate([d_rotation.reshape(n, 2 * count, 3),
                                        projected.reshape(n, 2 * count, 1)], 2)
             jt = np.swapaxes(jacobian, 1, 2)
-            step = np.linalg.solve(jt @ jacobian + 1e-9 * np.eye(4), jt @ residual[:, :, None])[:, :, 0]
+            normal = jt @ jacobian + 1e-9 * np.eye(4)
+            step = np.linalg.solve(normal, jt @ residual[:, :, None])[:, :, 0]
             angle = np.linalg.norm(step[:, :3], axis=1)
             axis = _cross_matrices(step[:, :3] / np.maximum(angle, 1e-12)[:, None])
             rotation = rotation @ (np.eye(3) + np.sin(angle)[:, None, None] * axis
@@ -114,4 +117,5 @@ class PoseEstimator:
         x, y = c * forward[:, 0] + s * forward[:, 1], -s * forward[:, 0] + c * forward[:, 1]
         yaw = np.degrees(np.arctan2(x, -forward[:, 2]))
         pitch = np.degrees(np.arctan2(-y, np.hypot(x, forward[:, 2])))
-        return [HeadPose(float(a), float(b), float(r)) for a, b, r in zip(yaw, pitch, np.degrees(roll))]
+        return [HeadPose(float(a), float(b), float(r))
+                for a, b, r in zip(yaw, pitch, np.degrees(roll))]

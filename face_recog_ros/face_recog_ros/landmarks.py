@@ -95,19 +95,23 @@ class LandmarkSpec:
         except yaml.YAMLError as e:
             raise ModelError(f"{path}: invalid YAML: {e}") from None
         if not isinstance(data, dict) or not data.get("id") or not data.get("file"):
-            raise ModelError(f"{path}: a landmark spec needs 'id', 'file' and 'box_from_keypoints'")
+            raise ModelError(f"{path}: a landmark spec needs 'id', 'file' and "
+                             "'box_from_keypoints'")
         box = data.get("box_from_keypoints")
         try:
-            mapping = BoxMapping(*(tuple(float(v) for v in box[k]) for k in ("along", "down", "size")))
+            mapping = BoxMapping(*(tuple(float(v) for v in box[k])
+                                   for k in ("along", "down", "size")))
         except (TypeError, KeyError, ValueError):
             raise ModelError(f"{path}: 'box_from_keypoints' must hold 'along', 'down' and 'size', "
-                             "two numbers each (tools/calibrate_landmark_box.py prints them)") from None
+                             "two numbers each (tools/calibrate_landmark_box.py prints them)"
+                             ) from None
         values = mapping.along + mapping.down + mapping.size
         if any(len(v) != 2 for v in (mapping.along, mapping.down, mapping.size)) \
                 or not all(math.isfinite(v) for v in values):
-            raise ModelError(f"{path}: 'box_from_keypoints' values must be two finite numbers each")
-        return cls(id=str(data["id"]), file=(path.parent / str(data["file"])).resolve(), box=mapping,
-                   path=path.resolve())
+            raise ModelError(f"{path}: 'box_from_keypoints' values must be two finite numbers "
+                             "each")
+        return cls(id=str(data["id"]), file=(path.parent / str(data["file"])).resolve(),
+                   box=mapping, path=path.resolve())
 
 
 class ShapePredictor:
@@ -136,7 +140,8 @@ class ShapePredictor:
     def _load(self, a: dict[str, np.ndarray]) -> None:
         version = a["format"].item() if a["format"].size == 1 else None
         if version != NPZ_FORMAT:
-            raise ModelError(f"{self.path}: landmark model format {version}, expected {NPZ_FORMAT}")
+            raise ModelError(f"{self.path}: landmark model format {version}, "
+                             f"expected {NPZ_FORMAT}")
         initial = a["initial_shape"].astype(np.float32).reshape(-1)
         cascades, trees, splits = a["split_idx1"].shape
         leaves = a["leaf_values"]
@@ -163,7 +168,7 @@ class ShapePredictor:
         to_ab[0::2, 1], to_ab[1::2, 1] = -centred[:, 1] / norm, centred[:, 0] / norm
         self._to_ab = to_ab
         anchor = a["anchor_idx"].astype(np.intp)
-        self._anchor_xy = np.stack([2 * anchor, 2 * anchor + 1], 1)  # (C, 2, F) into the flat shape
+        self._anchor_xy = np.stack([2 * anchor, 2 * anchor + 1], 1)  # (C, 2, F), flat shape
         deltas = a["deltas"].astype(np.float32)
         self._dx = np.repeat(deltas[:, None, :, 0], 2, axis=1)  # (C, 2, F)
         self._dy = np.repeat(deltas[:, None, :, 1], 2, axis=1)
@@ -192,7 +197,7 @@ class ShapePredictor:
         height, width = rgb.shape[:2]
         pixels = np.ascontiguousarray(rgb).reshape(-1, 3)
         scale = (boxes[:, 2:4] - boxes[:, 0:2])[:, :, None]  # (N, 2, 1): box -> image
-        offset = boxes[:, 0:2, None] + 0.5  # + 0.5: dlib rounds feature positions to the nearest pixel
+        offset = boxes[:, 0:2, None] + 0.5  # + 0.5: dlib rounds feature positions to pixels
         limit = np.array([[width], [height]], np.uintp)
         row_step = np.array([[1], [width]], np.intp)
         ones, third = np.ones(3, np.float32), np.float32(1 / 3)
@@ -237,7 +242,8 @@ class Landmarker:
 
     def locate(self, rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
         """(N, 6, 2) BlazeFace keypoints -> (N, 5, 2) landmarks in LANDMARK_NAMES order."""
-        return self.predictor.predict(rgb, trim_to_image(self.spec.box.boxes(keypoints), rgb.shape))
+        boxes = trim_to_image(self.spec.box.boxes(keypoints), rgb.shape)
+        return self.predictor.predict(rgb, boxes)
 
 
 def trim_to_image(boxes: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

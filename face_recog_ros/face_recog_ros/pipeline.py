@@ -165,9 +165,10 @@ class FaceRecognizer:
 
     def _chips(self, rgb: np.ndarray, detections: list[Detection],
                geometries: list[FaceGeometry]) -> tuple[list[np.ndarray], list[str]]:
-        """Aligned chips of the faces that pass the quality checks, and a reason ('' = fine) per face."""
+        """Aligned chips of the faces that pass the quality checks, and a reason ('' = fine) each."""
         reasons = [quality_problem(g, self.quality) for g in geometries]
-        chips = [self.aligner.chip(rgb, d, g) for d, g, r in zip(detections, geometries, reasons) if not r]
+        chips = [self.aligner.chip(rgb, d, g)
+                 for d, g, r in zip(detections, geometries, reasons) if not r]
         return chips, reasons
 
     def _embed_chips(self, chips: list[np.ndarray]) -> np.ndarray:
@@ -180,7 +181,7 @@ class FaceRecognizer:
 
     def embed(self, rgb: np.ndarray, detections: list[Detection],
               geometries: list[FaceGeometry] | None = None) -> tuple[np.ndarray, list[str]]:
-        """Embeddings of the faces that pass the quality checks, and a reason ('' = embedded) per face.
+        """Embeddings of the faces that pass the quality checks, and a reason ('' = embedded) each.
 
         ``geometries`` (from :meth:`geometry`, same order) saves the landmark step when known."""
         with self.lock:

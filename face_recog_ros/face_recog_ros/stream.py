@@ -232,7 +232,8 @@ class StreamRecognizer:
             return True
         last_eye, last_yaw = info.embedded_pose
         return (abs(info.geometry.pose.yaw - last_yaw) > self.config.reembed_yaw_change_deg
-                or abs(info.geometry.eye_distance / max(last_eye, 1e-6) - 1.0) > self.config.reembed_scale_change)
+                or abs(info.geometry.eye_distance / max(last_eye, 1e-6) - 1.0)
+                > self.config.reembed_scale_change)
 
     def _update_identities(self, embedded: dict[Track, np.ndarray], stamp: float) -> None:
         snapshot = self.recognizer.gallery.snapshot()
@@ -289,7 +290,8 @@ class StreamRecognizer:
         identity = info.identity
         return Face(detection=detection, label=identity.label, similarity=identity.similarity,
                     candidate=identity.candidate, margin=identity.candidate_margin, track_id=track.id,
-                    is_new_track=is_new, rejected=quality_problem(info.geometry, self.recognizer.quality),
+                    is_new_track=is_new,
+                    rejected=quality_problem(info.geometry, self.recognizer.quality),
                     embedding=embedding)
 
     # --- live enrolment -------------------------------------------------------------------
@@ -374,7 +376,8 @@ class StreamRecognizer:
             return
         if abs(geometry.pose.yaw) > c.enroll_max_yaw_deg:
             enrollment.skipped["turned away"] += 1
-        elif sharpness(self.recognizer.aligner.chip(rgb, detection, geometry)) < c.enroll_min_sharpness:
+        elif (sharpness(self.recognizer.aligner.chip(rgb, detection, geometry))
+              < c.enroll_min_sharpness):
             enrollment.skipped["blurred"] += 1
         elif (enrollment.samples
               and float(np.max(np.stack(enrollment.samples) @ embedding)) > c.enroll_max_similarity):
