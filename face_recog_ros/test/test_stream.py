@@ -161,28 +161,15 @@ def astronaut_only(frames: int = 120):
     return samples.sequence(frames, cast=samples.DEFAULT_CAST[:1], occluded={}, dropped=range(0))
 
 
-# A photo moved, rescaled or relit by a few percent is one sample to landmark alignment (cosine
-# 0.993-0.999 between frames). Mirror images and strong light changes are different enough
-# (0.984-0.993): blocks of frames cycling through them stand in for a person turning and moving.
-LOOKS = ((False, 1.0), (True, 1.0), (False, 1.35), (True, 1.35), (False, 0.65), (True, 0.65))
-
-
-def astronaut_looks(frames: int = 120, block: int = 15):
-    for i in range(frames):
-        mirror, gain = LOOKS[(i // block) % len(LOOKS)]
-        rgb = samples.background().copy()
-        samples.place(rgb, "astronaut", (320, 240), 260, mirror=mirror, gain=gain)
-        yield samples.SequenceFrame(i, i / 30, rgb, {})
-
 
 def test_live_enrolment_collects_diverse_samples_then_recognises():
     recognizer = make_recognizer(enrolled=False)
-    config = tracking(enroll_max_similarity=0.995)
+    config = tracking(enroll_max_similarity=0.997)
     stream = StreamRecognizer(recognizer, config)
     status = stream.start_enrollment("Eileen", 4)
     assert status.state == EnrollState.WAITING and status.needed == 4
     progress, events = [], []
-    for frame in astronaut_looks():
+    for frame in samples.looks("astronaut"):
         result = stream.process(frame.rgb, frame.stamp)
         events += result.events
         progress.append(stream.enrollment_status().collected)
@@ -194,7 +181,7 @@ def test_live_enrolment_collects_diverse_samples_then_recognises():
     assert status.skipped.get("near duplicate", 0) > 0
     samples_taken = recognizer.gallery.embeddings("Eileen")
     similarity = samples_taken @ samples_taken.T
-    assert similarity[np.triu_indices(4, 1)].max() <= 0.995
+    assert similarity[np.triu_indices(4, 1)].max() <= 0.997
     # The enrolled face is named at once, and a fresh stream recognises her from scratch.
     result = stream.process(frame.rgb, frame.stamp + 1 / 30)
     assert [f.label for f in result.faces] == ["Eileen"]
@@ -243,11 +230,11 @@ def test_live_enrolment_rejects_bad_requests(recognizer):
 
 def test_wait_for_enrollment_returns_when_frames_from_another_thread_finish_it():
     recognizer = make_recognizer(enrolled=False)
-    stream = StreamRecognizer(recognizer, tracking(enroll_max_similarity=0.995))
+    stream = StreamRecognizer(recognizer, tracking(enroll_max_similarity=0.997))
     stream.start_enrollment("Eileen", 2)
 
     def camera():
-        for frame in astronaut_looks(60):
+        for frame in samples.looks("astronaut", 60):
             stream.process(frame.rgb, frame.stamp)
 
     thread = threading.Thread(target=camera)
