@@ -57,6 +57,16 @@ class HeadPose:
     roll: float  # > 0: rotated clockwise in the image
 
 
+_EYE3 = np.eye(3)
+_DAMPING = 1e-9 * np.eye(4)  # keeps the normal equations solvable for degenerate points
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cross product of (N, 3) arrays (np.cross costs more than the arithmetic)."""
+    return np.stack([a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1], a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2],
+                     a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]], 1)
+
+
 def _cross_matrices(v: np.ndarray) -> np.ndarray:
     """(..., 3) -> (..., 3, 3) with m @ u == cross(v, u)."""
     m = np.zeros(v.shape + (3,))
@@ -87,11 +97,11 @@ class PoseEstimator:
         centred = points - points.mean(axis=1, keepdims=True)
         # First guess: the least-squares 2x3 map, its rows made orthonormal.
         a = np.einsum("npi,pj->nij", centred, self._solve)
-        r1 = a[:, 0] / np.maximum(np.linalg.norm(a[:, 0], axis=1, keepdims=True), 1e-12)
-        r2 = a[:, 1] - (a[:, 1] * r1).sum(1, keepdims=True) * r1
-        r2 /= np.maximum(np.linalg.norm(r2, axis=1, keepdims=True), 1e-12)
-        rotation = np.stack([r1, r2, np.cross(r1, r2)], 1)
-        scale = 0.5 * (np.linalg.norm(a[:, 0], axis=1) + np.linalg.norm(a[:, 1], axis=1))
+        r1 = a[:, 0] / np.maximum(np.sqrt((a[:, 0] ** 2).sum(1)), 1e-12)[:, None]
+        r2 = a[:, 1] - (a[:, 1] * r1).sum(1)[:, None] * r1
+        r2 /= np.maximum(np.sqrt((r2 ** 2).sum(1)), 1e-12)[:, None]
+        rotation = np.stack([r1, r2, _cross(r1, r2)], 1)
+        scale = 0.5 * (np.sqrt((a[:, 0] ** 2).sum(1)) + np.sqrt((a[:, 1] ** 2).sum(1)))
         observed = centred.reshape(n, -1)
         for _ in range(self.steps):
             # Residuals of scale * (rotation @ model)[:2] and their Jacobian for a small rotation
@@ -99,15 +109,15 @@ class PoseEstimator:
             top = rotation[:, :2]
             projected = np.swapaxes(top @ self._model.T, 1, 2)  # (N, P, 2)
             residual = observed - scale[:, None] * projected.reshape(n, -1)
-            d_rotation = -scale[:, None, None, None] * np.matmul(top[:, None], self._model_cross)
-            jacobian = np.concatenate([d_rotation.reshape(n, 2 * count, 3),
-                                       projected.reshape(n, 2 * count, 1)], 2)
+            jacobian = np.empty((n, 2 * count, 4))
+            jacobian[:, :, :3] = (np.matmul(top[:, None], self._model_cross)
+                                  * -scale[:, None, None, None]).reshape(n, 2 * count, 3)
+            jacobian[:, :, 3] = projected.reshape(n, -1)
             jt = np.swapaxes(jacobian, 1, 2)
-            normal = jt @ jacobian + 1e-9 * np.eye(4)
-            step = np.linalg.solve(normal, jt @ residual[:, :, None])[:, :, 0]
-            angle = np.linalg.norm(step[:, :3], axis=1)
+            step = np.linalg.solve(jt @ jacobian + _DAMPING, jt @ residual[:, :, None])[:, :, 0]
+            angle = np.sqrt((step[:, :3] ** 2).sum(1))
             axis = _cross_matrices(step[:, :3] / np.maximum(angle, 1e-12)[:, None])
-            rotation = rotation @ (np.eye(3) + np.sin(angle)[:, None, None] * axis
+            rotation = rotation @ (_EYE3 + np.sin(angle)[:, None, None] * axis
                                    + (1 - np.cos(angle))[:, None, None] * (axis @ axis))
             scale = scale + step[:, 3]
         # rotation = roll (image plane) @ yaw (vertical axis) @ pitch (horizontal axis): take the
