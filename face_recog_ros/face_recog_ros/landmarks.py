@@ -20,6 +20,7 @@ and the box is cut to the image as face_recognition cuts its HOG boxes.
 from __future__ import annotations
 
 import math
+import threading
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -228,12 +229,31 @@ class ShapePredictor:
         return boxes[:, None, 0:2] + points * (boxes[:, None, 2:4] - boxes[:, None, 0:2])
 
 
+_PREDICTORS: dict[tuple[Path, int, int], ShapePredictor] = {}
+_PREDICTORS_LOCK = threading.Lock()
+
+
+def shared_predictor(path: Path) -> ShapePredictor:
+    """One ShapePredictor per model file (and version of it) in a process: it holds ~10 MB of
+    arrays and never changes them, so every recognizer (one per camera, CLI, tests) can share it,
+    from any thread."""
+    try:
+        st = path.stat()
+    except OSError:
+        return ShapePredictor(path)  # raises the ModelError naming the file
+    key = (path.resolve(), st.st_mtime_ns, st.st_size)
+    with _PREDICTORS_LOCK:
+        if key not in _PREDICTORS:
+            _PREDICTORS[key] = ShapePredictor(path)
+        return _PREDICTORS[key]
+
+
 class Landmarker:
     """BlazeFace detections -> dlib's 5 landmarks: box mapping, then the shape predictor."""
 
     def __init__(self, spec: LandmarkSpec) -> None:
         self.spec = spec
-        self.predictor = ShapePredictor(spec.file)
+        self.predictor = shared_predictor(spec.file)
         if self.predictor.num_points != len(LANDMARK_NAMES):
             raise ModelError(f"{spec.file}: a {self.predictor.num_points}-point model; "
                              f"alignment needs dlib's {len(LANDMARK_NAMES)}-point model")
