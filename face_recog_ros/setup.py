@@ -1,6 +1,5 @@
 """ament_python package definition; also what `pip install face_recog_ros` uses outside colcon."""
 import os
-from glob import glob
 
 from setuptools import find_packages, setup
 
@@ -33,7 +32,8 @@ setup(
     zip_safe=False,
     maintainer='face_recog_ros contributors',
     maintainer_email='maintainers@face-recog-ros.invalid',
-    description='Real-time face detection, tracking and recognition for ROS 2 robots (TFLite, CPU).',
+    description='Real-time face detection, tracking and recognition for ROS 2 robots (TFLite, '
+                'CPU).',
     license='Apache-2.0',
     python_requires='>=3.10',
     entry_points={
@@ -42,6 +42,6 @@ setup(
             'face_recognition_node = face_recog_ros.ros.node:main',
             'camera_publisher = face_recog_ros.ros.camera_publisher:main',
             'face_recog_demo = face_recog_ros.ros.demo:main',
-        ],
+        ]
     },
 )

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import importlib.util
+import resource
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -11,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from face_recog_ros import samples
+from face_recog_ros.io import samples
 from face_recog_ros.cli import main
 
 
@@ -42,7 +44,8 @@ def count_frames(path) -> int:
 
 @pytest.fixture(scope="module")
 def gallery(tmp_path_factory) -> list[str]:
-    """`--gallery FILE` arguments for a gallery with both public-domain people enrolled by the CLI."""
+    """`--gallery FILE` arguments for a gallery with both public-domain people enrolled by the
+    CLI."""
     root = tmp_path_factory.mktemp("gallery")
     for key, name in samples.PEOPLE.items():
         photo = root / f"{name}.png"
@@ -72,16 +75,30 @@ def dlib_faces() -> list[DlibFace]:
     faces = []
     for key in samples.PEOPLE:
         for mirrored in (False, True):
-            rgb = np.ascontiguousarray(samples.photo(key)[:, ::-1] if mirrored else samples.photo(key))
+            photo = samples.photo(key)
+            rgb = np.ascontiguousarray(photo[:, ::-1] if mirrored else photo)
             rect = max(hog(rgb, 1), key=lambda r: r.area())
             shape = predictor(rgb, rect)
             faces.append(DlibFace(key + (" mirrored" if mirrored else ""), rgb,
                                   (rect.left(), rect.top(), rect.right(), rect.bottom()),
                                   np.array([(p.x, p.y) for p in shape.parts()], np.float64),
-                                  np.asarray(dlib.get_face_chip(rgb, shape, size=150, padding=0.25))))
+                                  np.asarray(dlib.get_face_chip(rgb, shape, size=150,
+                                                                padding=0.25))))
     return faces
 
 
 def inter_ocular(points: np.ndarray) -> float:
     """dlib's inter-ocular distance for 5 points: between the eye centres (corner midpoints)."""
     return float(np.linalg.norm(points[0:2].mean(0) - points[2:4].mean(0)))
+
+
+@pytest.fixture
+def rss_guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The test may grow the peak RSS by at most its module's MAX_RSS_GROWTH_MB."""
+    limit = request.module.MAX_RSS_GROWTH_MB
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    yield
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert (
+        grown_mb < limit
+    ), f"peak RSS grew by {grown_mb:.0f} MB (limit {limit} MB) on small inputs"

@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from face_recog_ros import FaceRecognizer, RecognizerConfig, samples
-from face_recog_ros.aligner import FaceGeometry, QualityOptions, quality_problem
-from face_recog_ros.head_pose import HeadPose
-from face_recog_ros.pipeline import main_face
+from face_recog_ros import FaceRecognizer, RecognizerConfig
+from face_recog_ros.core.aligner import FaceGeometry, QualityOptions, quality_problem
+from face_recog_ros.core.head_pose import HeadPose
+from face_recog_ros.core.recognizer import main_face
+from face_recog_ros.io import samples
 
 
 def recognizer(method: str = "landmarks", **recognition) -> FaceRecognizer:
@@ -24,17 +25,19 @@ def geometry(eyes: float = 40.0, yaw: float = 0.0, pitch: float = 0.0) -> FaceGe
 
 
 def test_quality_reasons_name_the_problem_and_the_limit():
-    options = QualityOptions(min_eye_distance=12, max_yaw=50, max_pitch=40)
+    options = QualityOptions(min_eye_distance=12, max_yaw_deg=50, max_pitch_deg=40)
     assert quality_problem(geometry(), options) == ""
     assert quality_problem(geometry(eyes=5), options) == "too small: eye distance 5 px < 12 px"
     assert quality_problem(geometry(yaw=-63), options) == "off frontal: yaw -63 deg beyond 50"
     assert quality_problem(geometry(pitch=45), options) == "off frontal: pitch +45 deg beyond 40"
-    assert quality_problem(geometry(eyes=5, yaw=80), options).startswith("too small")  # cheapest first
+    # The cheapest check first.
+    assert quality_problem(geometry(eyes=5, yaw=80), options).startswith("too small")
 
 
 @pytest.mark.parametrize("method", ["landmarks", "keypoints"])
 def test_a_face_turned_beyond_the_yaw_limit_is_refused_with_the_reason(method):
-    """The sample face is turned a few degrees; with the limit below that it is reported, not named."""
+    """The sample face is turned a few degrees; with the limit below that it is reported, not
+    named."""
     frame = samples.scene(1)
     loose, strict = recognizer(method), recognizer(method, max_yaw_deg=0.0)
     name = samples.PEOPLE["astronaut"]
@@ -43,9 +46,10 @@ def test_a_face_turned_beyond_the_yaw_limit_is_refused_with_the_reason(method):
     named = loose.process(frame)[0]
     assert named.rejected == "" and named.label == name
     yaw = loose.geometry(frame, [named.detection])[0].pose.yaw
-    refused = strict.process(frame)[0]
+    recognition = strict.recognize(frame)
+    refused = recognition.faces[0]
     assert refused.rejected == f"off frontal: yaw {yaw:+.0f} deg beyond 0"
-    assert refused.label == "unknown" and refused.embedding is None and strict.timings["embedded"] == 0
+    assert refused.label == "unknown" and refused.embedding is None and recognition.embedded == 0
     with pytest.raises(ValueError, match="face not usable: off frontal: yaw"):
         strict.embed_for_enrollment(samples.photo("astronaut"))
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from face_recog_ros import samples
-from face_recog_ros.alignment import AlignmentTemplate, align_face, similarity_transform
-from face_recog_ros.detection import DetectorOptions, FaceDetector
+from face_recog_ros.core.alignment import AlignmentTemplate, align_face, similarity_transform
+from face_recog_ros.core.detection import DetectorOptions, FaceDetector
+from face_recog_ros.io import samples
 
 TEMPLATE = AlignmentTemplate.from_dict(
     {"right_eye": [45.0, 46.0], "left_eye": [102.0, 46.0], "nose_tip": [73.0, 79.0],
@@ -42,8 +42,11 @@ def test_chip_puts_the_keypoints_on_the_template():
 
 def test_template_must_name_four_finite_points():
     with pytest.raises(ValueError, match="nose_tip"):
-        AlignmentTemplate.from_dict({"right_eye": [1, 2], "left_eye": [3, 4], "mouth_center": [5, 6]},
-                                    (150, 150))
+        AlignmentTemplate.from_dict(
+            {"right_eye": [1, 2], "left_eye": [3, 4], "mouth_center": [5, 6]}, (150, 150)
+        )
     with pytest.raises(ValueError, match="finite"):
-        AlignmentTemplate.from_dict({k: [float("nan"), 1] for k in
-                                     ("right_eye", "left_eye", "nose_tip", "mouth_center")}, (150, 150))
+        AlignmentTemplate.from_dict(
+            {k: [float("nan"), 1] for k in ("right_eye", "left_eye", "nose_tip", "mouth_center")},
+            (150, 150),
+        )

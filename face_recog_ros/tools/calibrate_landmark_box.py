@@ -26,16 +26,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from face_recog_ros.config import RecognizerConfig  # noqa: E402
-from face_recog_ros.evaluation import identity_folders, load_rgb  # noqa: E402
-from face_recog_ros.landmarks import eye_frame  # noqa: E402
-from face_recog_ros.pipeline import FaceRecognizer, main_face  # noqa: E402
+from face_recog_ros.io.images import identity_folders, load_image  # noqa: E402
+from face_recog_ros.core.landmarks import eye_frame  # noqa: E402
+from face_recog_ros.core.recognizer import FaceRecognizer, main_face  # noqa: E402
 
 SPEC = Path(__file__).resolve().parents[1] / "models" / "dlib_shape_predictor_5.yaml"
 
 
 def samples(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     """(eye distance, mouth drop) per face and the HOG box (centre along, down, side) targets."""
-    from face_recog_ros.reference import FaceRecognitionReference
+    from face_recog_ros.offline.reference import FaceRecognitionReference
 
     reference = FaceRecognitionReference()
     config = RecognizerConfig()
@@ -43,7 +43,7 @@ def samples(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     recognizer = FaceRecognizer(config)
     features, targets = [], []
     for path in paths:
-        rgb = load_rgb(path)
+        rgb = load_image(path)
         location = reference.largest(rgb)
         detections = recognizer.detect_photo(rgb)
         if location is None or not detections:
@@ -62,7 +62,8 @@ def samples(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dirs", nargs="+", type=Path, help="folders of <person>/<image> photos")
     parser.add_argument("--write", action="store_true", help=f"update {SPEC.name}")
     args = parser.parse_args()
@@ -74,11 +75,12 @@ def main() -> int:
     coefficients, *_ = np.linalg.lstsq(features, targets, rcond=None)  # (2 scales, 3 targets)
     residual = targets - features @ coefficients
     relative = np.abs(residual) / targets[:, 2:3]
-    print(f"# {len(features)} photos; median |error| / box side: along {np.median(relative[:, 0]):.3f}, "
-          f"down {np.median(relative[:, 1]):.3f}, side {np.median(relative[:, 2]):.3f}")
-    block = "box_from_keypoints:  # tools/calibrate_landmark_box.py, " + f"{len(features)} photos\n" + "".join(
-        f"  {name}: [{coefficients[0, i]:.4f}, {coefficients[1, i]:.4f}]\n"
-        for i, name in enumerate(("along", "down", "size")))
+    along, down, side = np.median(relative, axis=0)
+    print(f"# {len(features)} photos; median |error| / box side: along {along:.3f}, "
+          f"down {down:.3f}, side {side:.3f}")
+    block = (f"box_from_keypoints:  # tools/calibrate_landmark_box.py, {len(features)} photos\n"
+             + "".join(f"  {name}: [{coefficients[0, i]:.4f}, {coefficients[1, i]:.4f}]\n"
+                       for i, name in enumerate(("along", "down", "size"))))
     print(block, end="")
     if args.write:
         text = SPEC.read_text()

