@@ -203,6 +203,11 @@ class FaceRecognizer:
                  for d, g, r in zip(detections, geometries, reasons) if not r]
         return chips, reasons
 
+    def chip(self, rgb: np.ndarray, detection: Detection) -> np.ndarray:
+        """The chip the embedder sees for one face (its landmarks found again), e.g. to show it."""
+        with self.lock:
+            return self.aligner.chip(rgb, detection, self.aligner.geometry(rgb, [detection])[0])
+
     def _embed_chips(self, chips: list[np.ndarray]) -> np.ndarray:
         batch = np.stack(chips)
         if not self.config.alignment.flip:
