@@ -33,7 +33,8 @@ from .model import Person, frozen_rows
 from .names import InvalidName, validate_name
 
 FORMAT_NAME = "face_recog_ros.gallery"
-FORMAT_VERSION = 1  # "rev" per person was added within version 1: older readers ignore it
+# "rev" and "alignment" per person were added within version 1: older readers ignore them.
+FORMAT_VERSION = 1
 # Stored rows must be unit length to this tolerance; anything else means a damaged file.
 _NORM_TOLERANCE = 1e-3
 # A temp file older than this is stale even if its pid looks alive (pid reuse, other host).
@@ -145,7 +146,9 @@ def encode(embedding_space: str, dim: int, people: Mapping[str, Person], created
         "format": FORMAT_NAME, "version": FORMAT_VERSION, "embedding_space": embedding_space,
         "dim": dim, "created_at": created_at, "updated_at": updated_at,
         "people": [{"name": n, "samples": p.embeddings.shape[0], "enrolled_at": p.enrolled_at,
-                    "updated_at": p.updated_at, "rev": p.rev} for n, p in people.items()],
+                    "updated_at": p.updated_at, "rev": p.rev,
+                    **({"alignment": p.alignment} if p.alignment else {})}
+                   for n, p in people.items()],
     }
     if people:
         matrix = np.concatenate([p.embeddings for p in people.values()])
@@ -235,8 +238,12 @@ def decode(
         try:
             name, samples = entry["name"], entry["samples"]
             enrolled_at, updated_at = str(entry["enrolled_at"]), str(entry["updated_at"])
-        except (TypeError, KeyError) as err:
+            alignment = entry.get("alignment", "")  # absent in files written before it was
+        except (TypeError, KeyError, AttributeError) as err:
             raise GalleryCorrupt(f"gallery {path} has a malformed person entry #{index}") from err
+        if not isinstance(alignment, str):
+            raise GalleryCorrupt(f"gallery {path}: {name!r} has a non-text alignment "
+                                 f"{alignment!r}")
         try:
             canonical = validate_name(name)
         except InvalidName as err:
@@ -253,7 +260,7 @@ def decode(
             rev = hashlib.sha256(
                 rows.tobytes() + f"{name}|{enrolled_at}|{updated_at}".encode()
             ).hexdigest()[:16]
-        records[name] = Person(rows, enrolled_at, updated_at, rev)
+        records[name] = Person(rows, enrolled_at, updated_at, rev, alignment)
     return records, str(meta.get("created_at", "")), str(meta.get("updated_at", ""))
 
 

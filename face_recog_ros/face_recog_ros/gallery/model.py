@@ -47,6 +47,7 @@ class PersonInfo:
     samples: int
     enrolled_at: str  # UTC ISO 8601
     updated_at: str  # UTC ISO 8601
+    alignment: str = ""  # how the samples' faces were aligned ("" = not recorded, or "mixed")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,14 @@ class Person:
     enrolled_at: str
     updated_at: str
     rev: str  # changes with every change of this person; compared by merges
+    # Alignment method of the samples: the same embedding space, but samples aligned another
+    # way match a little worse. "" = not recorded (enrolled before it was), "mixed" = several.
+    alignment: str = ""
+
+
+def merged_alignment(a: str, b: str) -> str:
+    """The alignment of two people's samples combined."""
+    return a if a == b else "mixed"
 
 
 @dataclass(frozen=True)
@@ -110,23 +119,15 @@ class Gallery:
     enrolment without anyone touching the gallery.
     """
 
-    def __init__(
-        self,
-        embedding_space: str,
-        dim: int,
-        *,
-        max_samples_per_person: int | None = DEFAULT_MAX_SAMPLES_PER_PERSON,
-        options: GalleryOptions | None = None,
-    ) -> None:
+    def __init__(self, embedding_space: str, dim: int, *,
+                 max_samples_per_person: int | None = DEFAULT_MAX_SAMPLES_PER_PERSON,
+                 options: GalleryOptions | None = None) -> None:
         if not embedding_space:
             raise ValueError("embedding_space must be a non-empty model identifier")
         if int(dim) <= 0:
             raise ValueError(f"dim must be positive, got {dim}")
-        if (
-            options is None
-            and max_samples_per_person is not None
-            and int(max_samples_per_person) < 1
-        ):
+        if (options is None and max_samples_per_person is not None
+                and int(max_samples_per_person) < 1):
             raise ValueError("max_samples_per_person must be >= 1 or None (unlimited)")
         self.embedding_space = str(embedding_space)
         self.dim = int(dim)
@@ -170,9 +171,14 @@ class Gallery:
     def people(self) -> list[PersonInfo]:
         with self._lock:
             return [
-                PersonInfo(name, p.embeddings.shape[0], p.enrolled_at, p.updated_at)
+                PersonInfo(name, p.embeddings.shape[0], p.enrolled_at, p.updated_at, p.alignment)
                 for name, p in self._people.items()
             ]
+
+    def aligned_otherwise(self, alignment: str) -> list[str]:
+        """People with samples not (all) aligned by ``alignment``: re-enrolling them helps."""
+        with self._lock:
+            return [name for name, p in self._people.items() if p.alignment != alignment]
 
     def records(self) -> dict[str, Person]:
         """Every person's record, in person-index order (records are immutable)."""
@@ -217,11 +223,13 @@ class Gallery:
         return Snapshot(tuple(self._people), matrix, owners, starts, self._generation)
 
     # --------------------------------------------------------------- mutations
-    def add(self, name: str, embeddings: np.ndarray, *, overwrite: bool = False) -> int:
+    def add(self, name: str, embeddings: np.ndarray, *, overwrite: bool = False,
+            alignment: str = "") -> int:
         """Enrol samples for ``name`` (appending unless ``overwrite``); returns its sample count.
 
         Rows are L2-normalised here. Beyond ``max_samples_per_person`` the oldest are dropped,
-        so re-enrolling keeps the gallery current as a face changes.
+        so re-enrolling keeps the gallery current as a face changes. ``alignment`` records how
+        the faces were aligned (the recognizer's alignment.method).
         """
         key = validate_name(name)
         rows = self._check_embeddings(embeddings)
@@ -229,10 +237,11 @@ class Gallery:
         with self._lock:
             person = self._people.get(key)
             if person is None or overwrite:
-                person = Person(self._capped(rows), now, now, new_rev())
+                person = Person(self._capped(rows), now, now, new_rev(), alignment)
             else:
                 person = Person(self._capped(np.concatenate([person.embeddings, rows])),
-                                person.enrolled_at, now, new_rev())
+                                person.enrolled_at, now, new_rev(),
+                                merged_alignment(person.alignment, alignment))
             self._people[key] = person
             self._changed(now)
             return person.embeddings.shape[0]
@@ -272,7 +281,8 @@ class Gallery:
                     "(use merge to combine them)"
                 )
             combined = Person(self._capped(np.concatenate([target.embeddings, person.embeddings])),
-                              min(target.enrolled_at, person.enrolled_at), now, new_rev())
+                              min(target.enrolled_at, person.enrolled_at), now, new_rev(),
+                              merged_alignment(target.alignment, person.alignment))
             self._people[new_key] = combined
             del self._people[old_key]
             self._changed(now)
@@ -339,7 +349,8 @@ class Gallery:
             [other.embeddings, np.asarray(extra, np.float32).reshape(-1, self.dim)]
         )
         return Person(self._capped(rows), min(ours.enrolled_at, other.enrolled_at),
-                      max(ours.updated_at, other.updated_at), new_rev())
+                      max(ours.updated_at, other.updated_at), new_rev(),
+                      merged_alignment(ours.alignment, other.alignment))
 
     # ------------------------------------------------------------------ helpers
     def _get(self, name: str) -> Person:
