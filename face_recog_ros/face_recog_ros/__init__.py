@@ -12,11 +12,15 @@
 For video, `StreamRecognizer(recognizer).process(frame, stamp)` adds face tracks, labels
 voted over time and appeared/identified/left events. Images are RGB uint8 arrays.
 """
-from .config import RecognizerConfig
-from .evaluation import load_rgb as load_image
-from .pipeline import EnrollError, EnrollResult, FaceRecognizer
-from .stream import StreamRecognizer
-from .types import UNKNOWN, Detection, Face
+try:
+    from .config import RecognizerConfig
+    from .evaluation import load_rgb as load_image
+    from .pipeline import EnrollError, EnrollResult, FaceRecognizer
+    from .stream import StreamRecognizer
+    from .types import UNKNOWN, Detection, Face
+except ModuleNotFoundError as missing:  # e.g. a plain `pip install` without the [standalone] extra
+    from .dependencies import install_hint
+    raise ModuleNotFoundError(install_hint(missing.name or ""), name=missing.name) from missing
 
 __all__ = ["Detection", "EnrollError", "EnrollResult", "Face", "FaceRecognizer", "RecognizerConfig",
            "StreamRecognizer", "UNKNOWN", "load_image"]
