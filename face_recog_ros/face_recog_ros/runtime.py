@@ -30,6 +30,15 @@ def _ai_edge_litert() -> type:
 
 
 def _tflite_runtime() -> type:
+    # Its last release (2.14) is built for numpy 1.x. With numpy 2 it imports, then creating an
+    # interpreter raises SystemError ("_ARRAY_API not found"): say so before that happens.
+    import numpy
+    import tflite_runtime
+
+    built_for_numpy1 = tuple(int(v) for v in tflite_runtime.__version__.split(".")[:2]) <= (2, 14)
+    if int(numpy.__version__.split(".")[0]) >= 2 and built_for_numpy1:
+        raise ImportError(f"tflite-runtime {tflite_runtime.__version__} is built for numpy 1.x; "
+                          f"numpy {numpy.__version__} is installed")
     from tflite_runtime.interpreter import Interpreter
     return Interpreter
 
@@ -82,7 +91,7 @@ class LoadedModel:
 
 
 @functools.cache
-def _import(runtime: TFLiteRuntime) -> type | ModelError | None:
+def try_import(runtime: TFLiteRuntime) -> type | ModelError | None:
     """The runtime's Interpreter class; None if not installed; a ModelError if it is broken.
 
     Cached: a failed import leaves a half-initialised extension behind, and the answer does not
@@ -116,7 +125,7 @@ def open_model(path: str | Path, num_threads: int = 2) -> LoadedModel:
     failures: list[ModelError] = []
     missing: list[str] = []
     for runtime in RUNTIMES:
-        interpreter_cls = _import(runtime)
+        interpreter_cls = try_import(runtime)
         if interpreter_cls is None:
             missing.append(runtime.name)
             continue
