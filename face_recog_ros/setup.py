@@ -40,8 +40,9 @@ setup(
         *share_tree('config'),
         *share_tree('models'),
     ],
-    # Nothing by default: see the docstring (colcon's console scripts also check these names).
-    install_requires=['setuptools'],
+    # Nothing by default (see the docstring); colcon's console scripts would also check these
+    # names against installed distributions, which apt's python3-opencv does not register.
+    install_requires=[],
     extras_require=pip_extras(),
     zip_safe=False,
     maintainer='face_recog_ros contributors',
