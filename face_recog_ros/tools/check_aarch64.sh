@@ -219,7 +219,10 @@ tar -C "$REPO" --exclude=__pycache__ --exclude=build --exclude='*.egg-info' \
 "$PY" -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation \
   -w "$WORK/dist" "$WORK/src/face_recog_ros" >/dev/null
 WHEEL=$(cd "$WORK/dist" && ls face_recog_ros-*.whl)
-cp -r "$PKG/test" "$WORK/tests"
+# The tests read some package files (config/, models/) beside them, as in the source tree; the
+# Python package itself is left out so that they import the installed wheel.
+mkdir -p "$WORK/pkg"
+cp -r "$PKG/test" "$PKG/config" "$PKG/models" "$WORK/pkg/"
 cp "$HERE/arch_agreement.py" "$WORK/"
 say "reference figures on $HOST_ARCH"
 "$PY" "$HERE/arch_agreement.py" reference "$WORK/agree" 2>/dev/null
@@ -275,7 +278,7 @@ print(platform.machine(), "Python", platform.python_version(), "numpy", numpy.__
 say "root: $versions"
 
 say "root: tests (${TESTS[*]}) on an emulated $TEST_CPU"
-in_root "$TEST_CPU" /bin/sh -c "cd /opt/work/tests && exec $LITERT/bin/python -m pytest -q \
+in_root "$TEST_CPU" /bin/sh -c "cd /opt/work/pkg/test && exec $LITERT/bin/python -m pytest -q \
   -p no:cacheprovider -rs -k '$TESTS_DESELECT' ${TESTS[*]}" 2>&1 | tail -n 25 \
   || fail "tests failed on aarch64"
 
