@@ -20,6 +20,7 @@ import cv2
 
 from .config import RecognizerConfig, set_option
 from .evaluation import IMAGE_SUFFIXES, identity_folders, load_rgb
+from .gallery_store import GalleryError
 from .pipeline import EnrollError, FaceRecognizer
 
 DEFAULT_CONFIG = "face_recognition.yaml"
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, OSError) as exc:
+    except (ValueError, KeyError, OSError, GalleryError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {message}", file=sys.stderr)
         return 2

@@ -1,44 +1,33 @@
-"""Enrolled-faces store: names -> L2-normalised embeddings (never images), persisted in one file.
+"""Enrolled faces: names -> L2-normalised embeddings (never images), in memory.
 
-The file is a plain ``.npz`` (no pickles) holding ``embeddings`` (M, D) float32, ``owners`` (M,)
-person index per row and ``meta`` (UTF-8 JSON as uint8). Saves are atomic (temp file + fsync +
-os.replace + directory fsync) so a crash, even SIGKILL or power loss, leaves the old or the new
-file. Several processes may share the file: writers replace it whole, readers poll
-:meth:`Gallery.reload_if_changed`. Concurrent *writers* are last-writer-wins.
+This module is the people model: who is enrolled, their samples, and the rules for changing
+and merging them. Persistence (the file format, atomic saves, the hardened loader, the
+writers' lock) is :mod:`.gallery_store`.
+
+Every person carries a revision token that changes whenever that person changes, and person
+records are never modified in place (a change makes a new record). That makes two things
+cheap and exact: undoing a change whose save failed (:meth:`Gallery.checkpoint` /
+:meth:`Gallery.restore`) and a three-way merge with another copy of the gallery
+(:meth:`Gallery.merge`), which is how changes written by another process are taken in
+without losing local ones.
 """
 from __future__ import annotations
 
-import io
-import json
-import math
-import os
 import re
 import secrets
 import threading
-import time
 import unicodedata
-import zipfile
-import zlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 import numpy as np
 
 from .types import UNKNOWN
 
-FORMAT_NAME = "face_recog_ros.gallery"
-FORMAT_VERSION = 1
 MAX_NAME_LENGTH = 64
 DEFAULT_MAX_SAMPLES_PER_PERSON = 50
-# Stored rows must be unit length to this tolerance; anything else means a damaged file.
-_NORM_TOLERANCE = 1e-3
-# A temp file older than this is stale even if its pid looks alive (pid reuse, other host).
-_STALE_TEMP_AGE_S = 600.0
 _RESERVED_AUTO = re.compile(r"unknown_\d+")
-_MEMBERS = ("meta", "embeddings", "owners")
-# A member may expand to at most this many times the file's size (our writer stores members
-# uncompressed; this still admits a compressed copy but bounds a decompression bomb).
-_MAX_EXPANSION = 16
 
 
 class InvalidName(ValueError):
@@ -56,28 +45,22 @@ class NameTaken(ValueError):
     """Renaming onto a name that is already enrolled without ``merge=True``."""
 
 
-class GalleryError(Exception):
-    """A gallery file cannot be used."""
-
-
-class GalleryCorrupt(GalleryError):
-    """Truncated, not an npz, bad JSON, or arrays that disagree with the metadata."""
-
-
-class GalleryMismatch(GalleryError):
-    """The file was made by a different embedding model (space or dimension)."""
-
-
-class GalleryVersionError(GalleryError):
-    """The file uses a newer format than this code understands."""
-
-
 @dataclass(frozen=True)
 class PersonInfo:
     name: str
     samples: int
     enrolled_at: str  # UTC ISO 8601
     updated_at: str  # UTC ISO 8601
+
+
+@dataclass(frozen=True)
+class Person:
+    """One enrolled person. Immutable: a change makes a new record with a new ``rev``."""
+
+    embeddings: np.ndarray  # (k, D) float32, oldest first, read-only
+    enrolled_at: str
+    updated_at: str
+    rev: str  # changes with every change of this person; compared by merges
 
 
 @dataclass(frozen=True)
@@ -96,10 +79,21 @@ class Snapshot:
     generation: int  # increments on every change of the gallery
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """The whole gallery at one moment (records are immutable, so this is a shallow copy)."""
+
+    people: dict[str, Person]
+    created_at: str
+    updated_at: str
+
+
 def validate_name(name: str) -> str:
     """Return the canonical form of ``name`` (stripped, NFC) or raise :class:`InvalidName`.
 
     Names are labels, never paths, and must not collide with labels the system emits itself.
+    Invisible characters (control, zero-width, bidi overrides) are refused: they would make
+    two people whose labels look the same. NFC first, so "José" typed either way is one person.
     """
     if not isinstance(name, str):
         raise InvalidName(f"name must be a string, got {type(name).__name__}")
@@ -111,8 +105,12 @@ def validate_name(name: str) -> str:
     for ch in canonical:
         if ch in "/\\":
             raise InvalidName(f"name {canonical!r} contains {ch!r}; names are labels, not paths")
-        if ch == "\x00" or unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp"):
+        category = unicodedata.category(ch)
+        if category in ("Cc", "Cs", "Zl", "Zp"):
             raise InvalidName(f"name {canonical!r} contains control character {ch!r}")
+        if category == "Cf":  # zero-width and bidi controls make look-alike labels ("alice\u200b")
+            raise InvalidName(f"name {canonical!r} contains invisible formatting character "
+                              f"U+{ord(ch):04X} ({unicodedata.name(ch, 'unnamed')})")
     if canonical in (".", ".."):
         raise InvalidName(f"name {canonical!r} is not allowed")
     folded = canonical.casefold()
@@ -121,27 +119,24 @@ def validate_name(name: str) -> str:
     return canonical
 
 
-def _utc_now() -> str:
+def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def new_rev() -> str:
+    return secrets.token_hex(8)
+
+
+def frozen_rows(rows: np.ndarray) -> np.ndarray:
+    """A C-contiguous float32 copy nobody can modify (records share arrays across snapshots)."""
+    rows = np.array(rows, dtype=np.float32, order="C", copy=True)
+    rows.flags.writeable = False
+    return rows
 
 
 def _lookup_key(name: str) -> str:
     """Canonicalise a name for lookup without rejecting it (lookups of bad names just miss)."""
     return unicodedata.normalize("NFC", name.strip()) if isinstance(name, str) else ""
-
-
-@dataclass
-class _Person:
-    embeddings: np.ndarray  # (k, D) float32, oldest first
-    enrolled_at: str
-    updated_at: str
-
-
-_FileSig = tuple[int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns
-
-
-def _sig(st: os.stat_result) -> _FileSig:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class Gallery:
@@ -162,19 +157,27 @@ class Gallery:
             raise ValueError("embedding_space must be a non-empty model identifier")
         if int(dim) <= 0:
             raise ValueError(f"dim must be positive, got {dim}")
-        if max_samples_per_person is not None and int(max_samples_per_person) < 1:
-            raise ValueError("max_samples_per_person must be >= 1 or None (unlimited)")
         self.embedding_space = str(embedding_space)
         self.dim = int(dim)
-        self.max_samples_per_person = None if max_samples_per_person is None else int(max_samples_per_person)
-        now = _utc_now()
+        self.max_samples_per_person = max_samples_per_person
+        now = utc_now()
         self.created_at = now
         self.updated_at = now
-        self._people: dict[str, _Person] = {}
+        self._people: dict[str, Person] = {}
         self._lock = threading.RLock()
         self._generation = 0
         self._snapshot: Snapshot | None = None
-        self._file_sig: dict[str, _FileSig] = {}
+
+    @property
+    def max_samples_per_person(self) -> int | None:
+        """Most samples kept per person (oldest dropped first); None = unlimited."""
+        return self._max_samples
+
+    @max_samples_per_person.setter
+    def max_samples_per_person(self, value: int | None) -> None:
+        if value is not None and int(value) < 1:
+            raise ValueError("max_samples_per_person must be >= 1 or None (unlimited)")
+        self._max_samples = None if value is None else int(value)
 
     # ----------------------------------------------------------------- queries
     def __len__(self) -> int:
@@ -182,6 +185,11 @@ class Gallery:
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and _lookup_key(name) in self._people
+
+    @property
+    def generation(self) -> int:
+        """Increments on every change, including merges of changes made elsewhere."""
+        return self._generation
 
     @property
     def num_samples(self) -> int:
@@ -199,6 +207,11 @@ class Gallery:
                 PersonInfo(name, p.embeddings.shape[0], p.enrolled_at, p.updated_at)
                 for name, p in self._people.items()
             ]
+
+    def records(self) -> dict[str, Person]:
+        """Every person's record, in person-index order (records are immutable)."""
+        with self._lock:
+            return dict(self._people)
 
     def embeddings(self, name: str) -> np.ndarray:
         """A copy of one person's samples, oldest first."""
@@ -244,16 +257,15 @@ class Gallery:
         """
         key = validate_name(name)
         rows = self._check_embeddings(embeddings)
-        now = _utc_now()
+        now = utc_now()
         with self._lock:
             person = self._people.get(key)
             if person is None or overwrite:
-                person = _Person(rows, now, now)
-                self._people[key] = person
+                person = Person(self._capped(rows), now, now, new_rev())
             else:
-                person.embeddings = np.concatenate([person.embeddings, rows])
-                person.updated_at = now
-            self._cap(person)
+                person = Person(self._capped(np.concatenate([person.embeddings, rows])),
+                                person.enrolled_at, now, new_rev())
+            self._people[key] = person
             self._changed(now)
             return person.embeddings.shape[0]
 
@@ -262,7 +274,7 @@ class Gallery:
         with self._lock:
             person = self._get(name)
             del self._people[_lookup_key(name)]
-            self._changed(_utc_now())
+            self._changed(utc_now())
             return person.embeddings.shape[0]
 
     def rename(self, old: str, new: str, *, merge: bool = False) -> int:
@@ -278,39 +290,94 @@ class Gallery:
             old_key = _lookup_key(old)
             if new_key == old_key:
                 return person.embeddings.shape[0]
-            now = _utc_now()
+            now = utc_now()
             target = self._people.get(new_key)
             if target is None:
-                self._people = {(new_key if k == old_key else k): v for k, v in self._people.items()}
-                person.updated_at = now
+                renamed = replace(person, updated_at=now, rev=new_rev())
+                self._people = {(new_key if k == old_key else k): (renamed if k == old_key else v)
+                                for k, v in self._people.items()}
                 self._changed(now)
-                return person.embeddings.shape[0]
+                return renamed.embeddings.shape[0]
             if not merge:
                 raise NameTaken(f"cannot rename {old_key!r} to {new_key!r}: {new_key!r} is already enrolled "
                                 "(use merge to combine them)")
-            target.embeddings = np.concatenate([target.embeddings, person.embeddings])
-            target.enrolled_at = min(target.enrolled_at, person.enrolled_at)
-            target.updated_at = now
-            self._cap(target)
+            combined = Person(self._capped(np.concatenate([target.embeddings, person.embeddings])),
+                              min(target.enrolled_at, person.enrolled_at), now, new_rev())
+            self._people[new_key] = combined
             del self._people[old_key]
             self._changed(now)
-            return target.embeddings.shape[0]
+            return combined.embeddings.shape[0]
 
     def clear(self) -> None:
         with self._lock:
             self._people.clear()
-            self._changed(_utc_now())
+            self._changed(utc_now())
 
-    def _get(self, name: str) -> _Person:
+    # ------------------------------------------------- undo and merge (for the store)
+    def checkpoint(self) -> Checkpoint:
+        """The current contents, to :meth:`restore` if a change cannot be saved."""
+        with self._lock:
+            return Checkpoint(dict(self._people), self.created_at, self.updated_at)
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        """Go back to ``checkpoint`` (a change after it was not saved, so it never happened)."""
+        with self._lock:
+            self._people = dict(checkpoint.people)
+            self.created_at, self.updated_at = checkpoint.created_at, checkpoint.updated_at
+            self._generation += 1
+
+    def merge(self, base: Mapping[str, str], theirs: Mapping[str, Person], *, created_at: str,
+              updated_at: str) -> bool:
+        """Take in another copy's changes without losing ours (a three-way merge, per person).
+
+        ``base`` maps each name to its ``rev`` in the last state both copies shared (for the
+        store: the file as last read or written); ``theirs`` is the other copy now. A person
+        changed on one side only takes that side's record (an enrolment, a forget or a rename,
+        seen as a forget plus an enrolment). Changed on both sides: the samples are combined
+        (capped, newest kept), and a forget on one side loses to an enrolment on the other, so no
+        acknowledged enrolment disappears. Returns True when this copy changed.
+        """
+        with self._lock:
+            merged: dict[str, Person] = {}
+            for name in [*self._people, *(n for n in theirs if n not in self._people)]:
+                ours, other = self._people.get(name), theirs.get(name)
+                ours_rev, other_rev = (ours.rev if ours else None), (other.rev if other else None)
+                if ours_rev == base.get(name):
+                    chosen = other
+                elif other_rev == base.get(name) or ours_rev == other_rev or other is None:
+                    chosen = ours
+                elif ours is None:
+                    chosen = other
+                else:
+                    chosen = self._combined(ours, other)
+                if chosen is not None:
+                    merged[name] = chosen
+            changed = merged.keys() != self._people.keys() or any(
+                merged[n] is not self._people[n] for n in merged)
+            if changed:
+                self._people = merged
+                self.created_at = min(self.created_at, created_at)
+                self._changed(max(self.updated_at, updated_at))
+            return changed
+
+    def _combined(self, ours: Person, other: Person) -> Person:
+        """Both copies changed one person: keep every distinct sample (theirs first, ours newest)."""
+        seen = {row.tobytes() for row in other.embeddings}
+        extra = [row for row in ours.embeddings if row.tobytes() not in seen]
+        rows = np.concatenate([other.embeddings, np.asarray(extra, np.float32).reshape(-1, self.dim)])
+        return Person(self._capped(rows), min(ours.enrolled_at, other.enrolled_at),
+                      max(ours.updated_at, other.updated_at), new_rev())
+
+    # ------------------------------------------------------------------ helpers
+    def _get(self, name: str) -> Person:
         person = self._people.get(_lookup_key(name))
         if person is None:
             raise UnknownPerson(f"{name!r} is not enrolled")
         return person
 
-    def _cap(self, person: _Person) -> None:
-        cap = self.max_samples_per_person
-        if cap is not None and person.embeddings.shape[0] > cap:
-            person.embeddings = np.ascontiguousarray(person.embeddings[-cap:])
+    def _capped(self, rows: np.ndarray) -> np.ndarray:
+        cap = self._max_samples
+        return frozen_rows(rows[-cap:] if cap is not None and rows.shape[0] > cap else rows)
 
     def _changed(self, now: str) -> None:
         self.updated_at = now
@@ -335,304 +402,9 @@ class Gallery:
             raise ValueError("an embedding has zero length")
         return np.ascontiguousarray(rows / norms, dtype=np.float32)
 
-    # ------------------------------------------------------------- persistence
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the gallery atomically with mode 0600 (creating the directory, mode 0700)."""
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, mode=0o700, exist_ok=True)
+    def load_records(self, people: Mapping[str, Person], created_at: str, updated_at: str) -> None:
+        """Replace the contents with records read from a file (the store validated them)."""
         with self._lock:
-            snap = self.snapshot()
-            meta = {
-                "format": FORMAT_NAME,
-                "version": FORMAT_VERSION,
-                "embedding_space": self.embedding_space,
-                "dim": self.dim,
-                "created_at": self.created_at,
-                "updated_at": self.updated_at,
-                "people": [
-                    {"name": n, "samples": p.embeddings.shape[0],
-                     "enrolled_at": p.enrolled_at, "updated_at": p.updated_at}
-                    for n, p in self._people.items()
-                ],
-            }
-        meta_bytes = np.frombuffer(json.dumps(meta, ensure_ascii=False).encode("utf-8"), dtype=np.uint8)
-        tmp = os.path.join(directory, f"{_temp_prefix(path)}{os.getpid()}-{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                os.fchmod(f.fileno(), 0o600)
-                np.savez(f, embeddings=snap.matrix, owners=snap.owners.astype(np.int32), meta=meta_bytes)
-                f.flush()
-                os.fsync(f.fileno())
-                sig = _sig(os.fstat(f.fileno()))
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-        _fsync_dir(directory)
-        self._file_sig[os.path.abspath(path)] = sig
-
-    @classmethod
-    def load(
-        cls,
-        path: str | os.PathLike[str],
-        embedding_space: str,
-        dim: int,
-        *,
-        max_samples_per_person: int | None = DEFAULT_MAX_SAMPLES_PER_PERSON,
-    ) -> Gallery:
-        """Read a gallery made by model ``embedding_space``/``dim``.
-
-        Raises FileNotFoundError/OSError for I/O problems, and :class:`GalleryCorrupt`,
-        :class:`GalleryMismatch` or :class:`GalleryVersionError` for unusable contents.
-        Samples above ``max_samples_per_person`` in the file are kept until that person changes.
-        """
-        path = os.fspath(path)
-        data, sig = _read_file(path)
-        gallery = cls(embedding_space, dim, max_samples_per_person=max_samples_per_person)
-        gallery._fill_from(path, data)
-        gallery._file_sig[os.path.abspath(path)] = sig
-        return gallery
-
-    @classmethod
-    def open(
-        cls,
-        path: str | os.PathLike[str],
-        embedding_space: str,
-        dim: int,
-        *,
-        move_aside_bad: bool = True,
-        max_samples_per_person: int | None = DEFAULT_MAX_SAMPLES_PER_PERSON,
-    ) -> tuple[Gallery, str | None]:
-        """Load ``path`` or start empty; returns ``(gallery, warning or None)``.
-
-        A missing file gives an empty gallery. An unusable one (corrupt, other model, newer
-        format) is renamed to ``<path>.bad-<UTC time>`` - never modified or deleted - and an
-        empty gallery is returned with a warning naming both paths; with
-        ``move_aside_bad=False`` the :class:`GalleryError` is raised instead.
-        Stale temp files left by crashed saves are removed first.
-        """
-        path = os.fspath(path)
-        _remove_stale_temps(path)
-        try:
-            return cls.load(path, embedding_space, dim, max_samples_per_person=max_samples_per_person), None
-        except FileNotFoundError:
-            return cls(embedding_space, dim, max_samples_per_person=max_samples_per_person), None
-        except GalleryError as err:
-            if not move_aside_bad:
-                raise
-            bad = _move_aside(path)
-            warning = (f"gallery {path} could not be used ({err}); moved it to {bad} and started an empty "
-                       f"gallery. Nothing was deleted: restore it by moving {bad} back to {path}.")
-            return cls(embedding_space, dim, max_samples_per_person=max_samples_per_person), warning
-
-    def reload_if_changed(self, path: str | os.PathLike[str]) -> bool:
-        """Re-read ``path`` if another process replaced it since we last loaded/saved it.
-
-        Returns True when the contents were replaced (unsaved local changes are dropped: save
-        after every change). A missing file changes nothing. If the new file is unusable the
-        :class:`GalleryError` is raised once and the current contents are kept until the file
-        changes again.
-        """
-        path = os.fspath(path)
-        key = os.path.abspath(path)
-        try:
-            sig = _sig(os.stat(path))
-        except FileNotFoundError:
-            return False
-        if self._file_sig.get(key) == sig:
-            return False
-        data, sig = _read_file(path)
-        fresh = type(self)(self.embedding_space, self.dim, max_samples_per_person=self.max_samples_per_person)
-        try:
-            fresh._fill_from(path, data)
-        finally:
-            self._file_sig[key] = sig
-        with self._lock:
-            self._people = fresh._people
-            self.created_at, self.updated_at = fresh.created_at, fresh.updated_at
+            self._people = dict(people)
+            self.created_at, self.updated_at = created_at, updated_at
             self._generation += 1
-        return True
-
-    def _fill_from(self, path: str, data: bytes) -> None:
-        arrays = _parse_npz(path, data)
-        meta = _parse_meta(path, arrays.get("meta"))
-        version = meta.get("version")
-        if type(version) is not int or version < 1:
-            raise GalleryCorrupt(f"gallery {path} has an invalid format version {version!r}")
-        if version > FORMAT_VERSION:
-            raise GalleryVersionError(
-                f"gallery {path} uses format version {version}, but this face_recog_ros reads up to "
-                f"version {FORMAT_VERSION}; upgrade face_recog_ros to use it")
-        space, dim = meta.get("embedding_space"), meta.get("dim")
-        if space != self.embedding_space or dim != self.dim:
-            raise GalleryMismatch(
-                f"gallery {path} was made with embedding model {space!r} (dim {dim}), but the running "
-                f"model is {self.embedding_space!r} (dim {self.dim}); embeddings of different models "
-                "cannot be compared, so re-enrol or use a separate gallery file")
-        people, embeddings, owners = meta.get("people"), arrays.get("embeddings"), arrays.get("owners")
-        if not isinstance(people, list) or embeddings is None or owners is None:
-            raise GalleryCorrupt(f"gallery {path} lacks people metadata, embeddings or owners")
-        if (embeddings.dtype != np.float32 or embeddings.ndim != 2 or embeddings.shape[1] != self.dim
-                or owners.ndim != 1 or owners.dtype.kind not in "iu" or owners.shape[0] != embeddings.shape[0]):
-            raise GalleryCorrupt(f"gallery {path} has inconsistent arrays: embeddings {embeddings.dtype} "
-                                 f"{embeddings.shape}, owners {owners.dtype} {owners.shape}")
-        if embeddings.size and not np.all(np.isfinite(embeddings)):
-            raise GalleryCorrupt(f"gallery {path} contains NaN or infinite embeddings")
-        norms = np.linalg.norm(embeddings.astype(np.float64), axis=1)
-        if np.any(np.abs(norms - 1.0) > _NORM_TOLERANCE):
-            raise GalleryCorrupt(f"gallery {path} contains embeddings that are not unit length")
-        if owners.size and (owners.min() < 0 or owners.max() >= len(people)):
-            raise GalleryCorrupt(f"gallery {path} has owner indices outside its {len(people)} people")
-        counts = np.bincount(owners.astype(np.intp), minlength=len(people)) if owners.size else \
-            np.zeros(len(people), dtype=np.intp)
-        order = np.argsort(owners, kind="stable")
-        grouped = np.split(embeddings[order], np.cumsum(counts)[:-1]) if len(people) else []
-        for index, entry in enumerate(people):
-            try:
-                name, samples = entry["name"], entry["samples"]
-                enrolled_at, updated_at = str(entry["enrolled_at"]), str(entry["updated_at"])
-            except (TypeError, KeyError) as err:
-                raise GalleryCorrupt(f"gallery {path} has a malformed person entry #{index}") from err
-            try:
-                canonical = validate_name(name)
-            except InvalidName as err:
-                raise GalleryCorrupt(f"gallery {path} has an invalid name: {err}") from err
-            if canonical != name or name in self._people:
-                raise GalleryCorrupt(f"gallery {path} has a duplicate or non-canonical name {name!r}")
-            if type(samples) is not int or samples != counts[index] or samples < 1:
-                raise GalleryCorrupt(f"gallery {path}: {name!r} should have {samples!r} samples, "
-                                     f"the arrays hold {int(counts[index])}")
-            self._people[name] = _Person(np.ascontiguousarray(grouped[index]), enrolled_at, updated_at)
-        self.created_at = str(meta.get("created_at", self.created_at))
-        self.updated_at = str(meta.get("updated_at", self.updated_at))
-        self._generation += 1
-
-
-# ------------------------------------------------------------------ file helpers
-def _temp_prefix(path: str) -> str:
-    return f".{os.path.basename(path)}.tmp-"
-
-
-def _read_file(path: str) -> tuple[bytes, _FileSig]:
-    """Read the whole file through one descriptor so contents and signature agree."""
-    with open(path, "rb") as f:
-        sig = _sig(os.fstat(f.fileno()))
-        return f.read(), sig
-
-
-def _parse_npz(path: str, data: bytes) -> dict[str, np.ndarray]:
-    if not data.startswith(b"PK"):
-        raise GalleryCorrupt(f"gallery {path} is not an npz archive ({len(data)} bytes)")
-    try:
-        _check_member_sizes(path, data)
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            # Only the members we know: an unexpected huge member is never decompressed.
-            return {key: npz[key] for key in _MEMBERS if key in npz.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, RuntimeError, zlib.error,
-            NotImplementedError) as err:  # zlib.error/NotImplementedError: bad or unknown compression
-        raise GalleryCorrupt(f"gallery {path} is damaged or truncated: {err}") from err
-
-
-def _check_member_sizes(path: str, data: bytes) -> None:
-    """Refuse a member whose .npy header claims more data than the member holds, before numpy
-    allocates the array: a damaged or hostile header must not cost gigabytes (or MemoryError)."""
-    limit = max(_MAX_EXPANSION * len(data), 1 << 20)
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        for info in archive.infolist():
-            if info.filename.removesuffix(".npy") not in _MEMBERS:
-                continue
-            if info.file_size > limit:
-                raise GalleryCorrupt(f"gallery {path}: member {info.filename!r} claims {info.file_size} bytes "
-                                     f"in a {len(data)}-byte file")
-            with archive.open(info) as member:
-                version = np.lib.format.read_magic(member)
-                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                               else np.lib.format.read_array_header_2_0)
-                shape, _, dtype = read_header(member)
-            nbytes = dtype.itemsize * math.prod(shape)
-            if nbytes > info.file_size:
-                raise GalleryCorrupt(f"gallery {path}: member {info.filename!r} claims shape {shape} of "
-                                     f"{dtype} ({nbytes} bytes) but holds {info.file_size} bytes")
-
-
-def _parse_meta(path: str, meta: np.ndarray | None) -> dict:
-    if meta is None or meta.dtype != np.uint8 or meta.ndim != 1:
-        raise GalleryCorrupt(f"gallery {path} has no metadata")
-    try:
-        parsed = json.loads(meta.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:  # RecursionError: deep nesting
-        raise GalleryCorrupt(f"gallery {path} has unreadable metadata: {err}") from err
-    if not isinstance(parsed, dict) or parsed.get("format") != FORMAT_NAME:
-        raise GalleryCorrupt(f"gallery {path} is not a {FORMAT_NAME} file")
-    return parsed
-
-
-def _fsync_dir(directory: str) -> None:
-    """Make the rename durable; some filesystems (e.g. FAT, some network mounts) refuse."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _remove_stale_temps(path: str) -> None:
-    """Delete temp files of saves that died: their pid is gone, or they are very old."""
-    directory = os.path.dirname(os.path.abspath(path))
-    prefix = _temp_prefix(path)
-    try:
-        entries = os.listdir(directory)
-    except OSError:
-        return
-    now = time.time()
-    for entry in entries:
-        if not entry.startswith(prefix):
-            continue
-        full = os.path.join(directory, entry)
-        try:
-            pid = int(entry[len(prefix):].split("-", 1)[0])
-            stale = pid != os.getpid() and not _pid_alive(pid)
-            stale = stale or now - os.stat(full).st_mtime > _STALE_TEMP_AGE_S
-            if stale:
-                os.unlink(full)
-        except (ValueError, OSError):
-            continue
-
-
-def _move_aside(path: str) -> str:
-    """Rename a bad gallery to ``<path>.bad-<UTC time>[-n]``, never overwriting anything."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    for attempt in range(1000):
-        bad = f"{path}.bad-{stamp}" + (f"-{attempt}" if attempt else "")
-        try:
-            os.link(path, bad)  # fails if ``bad`` exists: no overwrite race
-        except FileExistsError:
-            continue
-        except OSError:  # filesystem without hard links (FAT on SD cards)
-            if os.path.lexists(bad):
-                continue
-            os.rename(path, bad)
-            return bad
-        os.unlink(path)
-        return bad
-    raise GalleryError(f"could not find a free name to move {path} aside")

@@ -213,7 +213,7 @@ def cmd_enroll_cluster(args: argparse.Namespace) -> int:
 def cmd_map(args: argparse.Namespace) -> int:
     from .embedding_map import from_folder, from_gallery, plot_map, similar_pairs
     from .embedding import EmbedderSpec
-    from .gallery import Gallery, GalleryError
+    from .gallery_store import GalleryError, load_gallery
     from .pipeline import resolve_spec_path
     check_writable(args.out)
     source = Path(args.source) if args.source else None
@@ -230,7 +230,7 @@ def cmd_map(args: argparse.Namespace) -> int:
             raise ValueError(f"no gallery file or photo folder at {path}")
         spec = EmbedderSpec.from_yaml(resolve_spec_path(config.embedder.model))
         try:
-            data = from_gallery(Gallery.load(path, spec.embedding_space, spec.output_dim))
+            data = from_gallery(load_gallery(path, spec.embedding_space, spec.output_dim))
         except GalleryError as exc:
             raise ValueError(f"cannot use gallery {path}: {exc}") from None
         title = f"gallery {path.name}"

@@ -9,8 +9,10 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -20,9 +22,13 @@ from .config import RecognizerConfig
 from .detection import DetectorOptions, create_detector
 from .embedding import Embedder, EmbedderSpec
 from .gallery import Gallery, PersonInfo
+from .gallery_store import GalleryStore
 from .matching import Match, match
 from .runtime import ModelError, models_dir
 from .types import Detection, Face
+
+
+T = TypeVar("T")
 
 
 class EnrollError(ValueError):
@@ -87,12 +93,12 @@ class FaceRecognizer:
         self.embedder = Embedder(self.spec, num_threads=self.config.embedder.num_threads)
         self._other_range_detector = None
         self.gallery_warning: str | None = None
+        self.store = GalleryStore(self.gallery_path) if self.gallery_path is not None else None
         if gallery is None:
             gallery = self._open_gallery()
         self.gallery = gallery
         self.timings: dict[str, float] = {}
         self.lock = threading.RLock()  # models and gallery: one user at a time (stream.py shares it)
-        self._save_lock = threading.Lock()
 
     # --- configuration ------------------------------------------------------------------
     @property
@@ -112,9 +118,10 @@ class FaceRecognizer:
 
     def _open_gallery(self) -> Gallery:
         space, dim = self.spec.embedding_space, self.spec.output_dim
-        if self.gallery_path is None:
-            return Gallery(space, dim)
-        gallery, self.gallery_warning = Gallery.open(self.gallery_path, space, dim)
+        cap = self.config.gallery.max_samples_per_person
+        if self.store is None:
+            return Gallery(space, dim, max_samples_per_person=cap)
+        gallery, self.gallery_warning = self.store.open(space, dim, max_samples_per_person=cap)
         return gallery
 
     # --- recognition --------------------------------------------------------------------
@@ -217,29 +224,27 @@ class FaceRecognizer:
 
     def add_samples(self, name: str, embeddings: np.ndarray, *, overwrite: bool = False,
                     skipped: list[str] | None = None) -> EnrollResult:
-        with self.lock:
-            total = self.gallery.add(name, embeddings, overwrite=overwrite)
-        self.save_gallery()
+        total = self._change(lambda: self.gallery.add(name, embeddings, overwrite=overwrite))
         return EnrollResult(name=name, added=len(embeddings), total=total, skipped=skipped or [])
 
     def forget(self, name: str) -> None:
-        with self.lock:
-            self.gallery.remove(name)
-        self.save_gallery()
+        self._change(lambda: self.gallery.remove(name))
 
     def rename(self, old: str, new: str, *, merge: bool = False) -> None:
-        with self.lock:
-            self.gallery.rename(old, new, merge=merge)
-        self.save_gallery()
+        self._change(lambda: self.gallery.rename(old, new, merge=merge))
 
     def people(self) -> list[PersonInfo]:
-        with self.lock:
-            return self.gallery.people()
+        return self.gallery.people()
 
-    def save_gallery(self) -> None:
-        """Write the gallery file without holding `lock`: a slow disk (an SD card's fsync) must not
-        stall frames or services. Saves are serialised, and each snapshots the gallery when it
-        starts, so the newest change always lands last."""
-        if self.gallery_path is not None:
-            with self._save_lock:
-                self.gallery.save(self.gallery_path)
+    def reload_gallery(self) -> bool:
+        """Take in changes another process (a second node, the CLI) saved to the gallery file;
+        True when the gallery changed. Raises GalleryError once for an unusable new file."""
+        return self.store is not None and self.store.reload(self.gallery)
+
+    def _change(self, change: Callable[[], T]) -> T:
+        """Apply a gallery change and, with a file, save it in the same step: on return it is on
+        disk, and GalleryNotSaved means it was undone. The recognizer lock is not held, so a slow
+        disk (an SD card's fsync) never stalls frames; the gallery and store lock themselves."""
+        if self.store is None:
+            return change()
+        return self.store.commit(self.gallery, change)

@@ -24,6 +24,7 @@ import numpy as np
 from .alignment import align_face, face_pose, quality_problem
 from .config import TrackingConfig
 from .gallery import validate_name
+from .gallery_store import GalleryNotSaved
 from .pipeline import EnrollResult, FaceRecognizer
 from .tracking import (EventType, FaceEvent, FaceTracker, TemporalLabel, Track, UnknownClusters,
                        is_cluster_label)
@@ -383,9 +384,8 @@ class StreamRecognizer:
         except ValueError as exc:
             self._finish_enrollment(EnrollState.FAILED, f"could not add the samples: {exc}")
             return
-        except OSError as exc:
-            self._finish_enrollment(EnrollState.FAILED, f"the samples are enrolled in memory but the "
-                                    f"gallery could not be saved: {exc}")
+        except GalleryNotSaved as exc:
+            self._finish_enrollment(EnrollState.FAILED, f"nothing was enrolled: {exc}")
             return
         info = self._infos.get(enrollment.track)
         if info is not None:
@@ -414,11 +414,11 @@ class StreamRecognizer:
             samples = self.clusters.pop(cluster_label)
             try:
                 result = self.recognizer.add_samples(name, samples)
-            except ValueError:  # rejected before the gallery changed
+            except (ValueError, GalleryNotSaved):  # the gallery did not change
                 self.clusters.restore(cluster_label, samples)
                 raise
             finally:
-                if cluster_label not in self.clusters.labels():  # in the gallery, even if saving failed
+                if cluster_label not in self.clusters.labels():  # now in the gallery
                     self._dissolve_cluster(cluster_label)
             return result
 

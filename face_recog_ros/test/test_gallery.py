@@ -15,17 +15,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from face_recog_ros.gallery import (
+from face_recog_ros.gallery import Gallery, InvalidName, NameTaken, UnknownPerson, validate_name
+from face_recog_ros.gallery_store import (
     FORMAT_VERSION,
-    Gallery,
     GalleryCorrupt,
     GalleryError,
     GalleryMismatch,
+    GalleryNotRegular,
+    GalleryNotSaved,
+    GalleryStore,
     GalleryVersionError,
-    InvalidName,
-    NameTaken,
-    UnknownPerson,
-    validate_name,
+    load_gallery,
+    save_gallery,
 )
 
 DIM = 128
@@ -59,7 +60,8 @@ def temp_files(path: Path) -> list[str]:
 @pytest.mark.parametrize(
     "bad",
     ["", "   ", "../x", "/etc/passwd", "a/b", "a\\b", "a\x00b", "\n", "a\nb", "tab\there", "bell\x07",
-     "x" * 65, ".", "..", " .. ", "unknown", "Unknown", " UNKNOWN ", "unknown_3", "Unknown_12", 42, None],
+     "x" * 65, ".", "..", " .. ", "unknown", "Unknown", " UNKNOWN ", "unknown_3", "Unknown_12", 42, None,
+     "alice\u200b", "\u202eevil", "a\u200db", "\ufeffbob", "a\u2066b\u2069", "\u2028"],
 )
 def test_validate_name_rejects(bad: object) -> None:
     with pytest.raises(InvalidName) as err:
@@ -70,7 +72,8 @@ def test_validate_name_rejects(bad: object) -> None:
 
 def test_validate_name_messages_say_what_is_wrong() -> None:
     cases = {"": "empty", "x" * 65: "64", "../x": "path", "a\x00b": "control", "unknown": "reserved",
-             "unknown_7": "reserved", "..": "not allowed"}
+             "unknown_7": "reserved", "..": "not allowed", "alice\u200b": "U\\+200B .ZERO WIDTH SPACE",
+             "\u202eevil": "U\\+202E .RIGHT-TO-LEFT OVERRIDE"}
     for name, words in cases.items():
         with pytest.raises(InvalidName, match=words):
             validate_name(name)
@@ -202,32 +205,32 @@ def test_snapshot_is_cached_readonly_and_invalidated(rng: np.random.Generator) -
 def test_round_trip_is_exact_and_private(tmp_path: Path, rng: np.random.Generator) -> None:
     g = filled(rng)
     path = tmp_path / "sub" / "gallery.npz"
-    g.save(path)
+    save_gallery(g, path)
     assert (path.stat().st_mode & 0o777) == 0o600
     assert temp_files(path) == []
-    h = Gallery.load(path, SPACE, DIM)
+    h = load_gallery(path, SPACE, DIM)
     assert h.names() == g.names() and h.people() == g.people()
     assert h.matrix().tobytes() == g.matrix().tobytes()
     assert np.array_equal(h.owners(), g.owners())
     assert (h.created_at, h.updated_at) == (g.created_at, g.updated_at)
-    h.save(path)
-    assert Gallery.load(path, SPACE, DIM).matrix().tobytes() == g.matrix().tobytes()
+    save_gallery(h, path)
+    assert load_gallery(path, SPACE, DIM).matrix().tobytes() == g.matrix().tobytes()
     empty = tmp_path / "empty.npz"
-    Gallery(SPACE, DIM).save(empty)
-    assert len(Gallery.load(empty, SPACE, DIM)) == 0
+    save_gallery(Gallery(SPACE, DIM), empty)
+    assert len(load_gallery(empty, SPACE, DIM)) == 0
 
 
 def test_save_mode_ignores_umask(tmp_path: Path, rng: np.random.Generator) -> None:
     old = os.umask(0)
     try:
-        filled(rng).save(tmp_path / "g.npz")
+        save_gallery(filled(rng), tmp_path / "g.npz")
     finally:
         os.umask(old)
     assert ((tmp_path / "g.npz").stat().st_mode & 0o777) == 0o600
 
 
 def test_open_missing_file_gives_empty_gallery(tmp_path: Path) -> None:
-    g, warning = Gallery.open(tmp_path / "none.npz", SPACE, DIM)
+    g, warning = GalleryStore(tmp_path / "none.npz").open(SPACE, DIM)
     assert len(g) == 0 and warning is None
     assert not (tmp_path / "none.npz").exists()
 
@@ -262,7 +265,7 @@ def _bad_files(tmp_path: Path, rng: np.random.Generator) -> dict[str, tuple[Path
         return path
 
     good = tmp_path / "good.npz"
-    filled(rng).save(good)
+    save_gallery(filled(rng), good)
     data = good.read_bytes()
     make("truncated", GalleryCorrupt).write_bytes(data[: len(data) // 2])
     make("truncated_tiny", GalleryCorrupt).write_bytes(data[:10])
@@ -288,10 +291,10 @@ def _bad_files(tmp_path: Path, rng: np.random.Generator) -> dict[str, tuple[Path
                two, np.zeros(2, np.int32))
     other = Gallery("other-model-v2", DIM)
     other.add("Alice", unit(rng, 1))
-    other.save(make("other_model", GalleryMismatch))
+    save_gallery(other, make("other_model", GalleryMismatch))
     other_dim = Gallery(SPACE, 512)
     other_dim.add("Alice", unit(rng, 1, 512))
-    other_dim.save(make("other_dim", GalleryMismatch))
+    save_gallery(other_dim, make("other_dim", GalleryMismatch))
     _write_npz(make("future_version", GalleryVersionError), _meta(version=FORMAT_VERSION + 1, dim="new"))
     return files
 
@@ -300,7 +303,7 @@ def test_load_bad_files_raise_the_right_error(tmp_path: Path, rng: np.random.Gen
     for label, (path, error) in _bad_files(tmp_path, rng).items():
         before = path.read_bytes()
         with pytest.raises(error) as err:
-            Gallery.load(path, SPACE, DIM)
+            load_gallery(path, SPACE, DIM)
         assert type(err.value) is error, label
         assert str(path) in str(err.value), label
         assert path.read_bytes() == before, label
@@ -309,16 +312,16 @@ def test_load_bad_files_raise_the_right_error(tmp_path: Path, rng: np.random.Gen
 def test_mismatch_message_names_both_models(tmp_path: Path, rng: np.random.Generator) -> None:
     path, _ = _bad_files(tmp_path, rng)["other_model"]
     with pytest.raises(GalleryMismatch, match="other-model-v2.*test-model-v1"):
-        Gallery.load(path, SPACE, DIM)
+        load_gallery(path, SPACE, DIM)
 
 
 def test_open_moves_bad_files_aside_unmodified(tmp_path: Path, rng: np.random.Generator) -> None:
     for label, (path, error) in _bad_files(tmp_path, rng).items():
         before = path.read_bytes()
         with pytest.raises(error):
-            Gallery.open(path, SPACE, DIM, move_aside_bad=False)
+            GalleryStore(path).open(SPACE, DIM, move_aside_bad=False)
         assert path.read_bytes() == before, label
-        g, warning = Gallery.open(path, SPACE, DIM)
+        g, warning = GalleryStore(path).open(SPACE, DIM)
         assert len(g) == 0, label
         assert not path.exists(), label
         aside = [p for p in tmp_path.iterdir() if p.name.startswith(f"{path.name}.bad-")]
@@ -332,45 +335,145 @@ def test_move_aside_never_overwrites(tmp_path: Path) -> None:
     contents = [b"first bad", b"second bad", b"third bad"]
     for data in contents:  # same second: names must not collide
         path.write_bytes(data)
-        Gallery.open(path, SPACE, DIM)
+        GalleryStore(path).open(SPACE, DIM)
     aside = sorted(p.read_bytes() for p in tmp_path.iterdir() if ".bad-" in p.name)
     assert aside == sorted(contents)
 
 
 def test_open_removes_stale_temp_files(tmp_path: Path, rng: np.random.Generator) -> None:
     path = tmp_path / "g.npz"
-    filled(rng).save(path)
+    save_gallery(filled(rng), path)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True)
     stale = tmp_path / f".g.npz.tmp-{int(dead.stdout)}-abcd1234"
     stale.write_bytes(b"partial")
     unrelated = tmp_path / ".other.npz.tmp-1-00000000"
     unrelated.write_bytes(b"x")
-    g, warning = Gallery.open(path, SPACE, DIM)
+    g, warning = GalleryStore(path).open(SPACE, DIM)
     assert warning is None and len(g) == 3
     assert not stale.exists() and unrelated.exists()
 
 
-def test_reload_if_changed_between_instances(tmp_path: Path, rng: np.random.Generator) -> None:
+def test_reload_takes_in_another_writers_changes(tmp_path: Path, rng: np.random.Generator) -> None:
     path = tmp_path / "shared.npz"
-    writer = filled(rng)
-    writer.save(path)
-    assert not writer.reload_if_changed(path)  # its own save is not a change
-    reader, _ = Gallery.open(path, SPACE, DIM)
-    assert not reader.reload_if_changed(path)
-    writer.add("Carol", unit(rng, 2))
-    writer.save(path)
-    assert reader.reload_if_changed(path)
+    writer_store = GalleryStore(path)
+    writer, _ = writer_store.open(SPACE, DIM)
+    writer_store.commit(writer, lambda: [writer.add(n, unit(rng, 2)) for n in ("Alice", "Bob")])
+    assert not writer_store.reload(writer)  # its own save is not a change
+    reader_store = GalleryStore(path)
+    reader, _ = reader_store.open(SPACE, DIM)
+    assert not reader_store.reload(reader)
+    writer_store.commit(writer, lambda: writer.add("Carol", unit(rng, 2)))
+    assert reader_store.reload(reader)
     assert reader.names() == writer.names()
     assert reader.matrix().tobytes() == writer.matrix().tobytes()
-    assert not reader.reload_if_changed(path)
+    assert not reader_store.reload(reader)
     path.write_bytes(b"garbage")
     with pytest.raises(GalleryCorrupt):
-        reader.reload_if_changed(path)
+        reader_store.reload(reader)
     assert reader.names() == writer.names()  # kept; the bad version is reported once
-    assert not reader.reload_if_changed(path)
+    assert not reader_store.reload(reader)
+    reader_store.commit(reader, lambda: reader.add("Dave", unit(rng, 1)))
+    aside = [p for p in tmp_path.iterdir() if ".bad-" in p.name]
+    assert [p.read_bytes() for p in aside] == [b"garbage"]  # moved aside, never overwritten
+    assert load_gallery(path, SPACE, DIM).names() == ["Alice", "Bob", "Carol", "Dave"]
     path.unlink()
-    assert not reader.reload_if_changed(path)
+    assert not reader_store.reload(reader)
+
+
+def test_two_writers_keep_both_sides_changes(tmp_path: Path, rng: np.random.Generator) -> None:
+    """Two stores on one file (two processes): each change is merged, none is written over."""
+    path = tmp_path / "shared.npz"
+    a_store, b_store = GalleryStore(path), GalleryStore(path)
+    a, _ = a_store.open(SPACE, DIM)
+    a_store.commit(a, lambda: [a.add(n, unit(rng, 2)) for n in ("Alice", "Bob", "Carol")])
+    b, _ = b_store.open(SPACE, DIM)
+    a_store.commit(a, lambda: a.add("Dave", unit(rng, 1)))  # b has not seen these
+    a_store.commit(a, lambda: a.remove("Bob"))
+    b_store.commit(b, lambda: b.add("Erin", unit(rng, 1)))  # merges a's changes before writing
+    b_store.commit(b, lambda: b.rename("Carol", "Caroline"))
+    a_store.commit(a, lambda: a.add("Alice", unit(rng, 1)))  # merges b's changes before writing
+    on_disk = load_gallery(path, SPACE, DIM)
+    assert sorted(on_disk.names()) == ["Alice", "Caroline", "Dave", "Erin"]
+    assert on_disk.people()[on_disk.names().index("Alice")].samples == 3
+    assert b_store.reload(b)
+    for g in (a, b):
+        assert sorted(g.names()) == sorted(on_disk.names())
+        assert g.snapshot().matrix.shape == on_disk.snapshot().matrix.shape
+
+
+def test_writers_apply_changes_to_one_person_in_order(tmp_path: Path, rng: np.random.Generator) -> None:
+    """Each commit takes in the file first (under the writers' lock), so changes never interleave."""
+    path = tmp_path / "shared.npz"
+    a_store, b_store = GalleryStore(path), GalleryStore(path)
+    a, _ = a_store.open(SPACE, DIM)
+    a_store.commit(a, lambda: a.add("Alice", unit(rng, 2)))
+    b, _ = b_store.open(SPACE, DIM)
+    a_store.commit(a, lambda: a.add("Alice", unit(rng, 1)))
+    b_store.commit(b, lambda: b.add("Alice", unit(rng, 2)))
+    assert load_gallery(path, SPACE, DIM).people()[0].samples == 5  # 2 + 1 + 2
+    b_store.commit(b, lambda: b.remove("Alice"))
+    assert "Alice" not in load_gallery(path, SPACE, DIM)
+    a_store.commit(a, lambda: a.add("Alice", unit(rng, 1)))  # after the forget: a fresh enrolment
+    assert load_gallery(path, SPACE, DIM).people()[0].samples == 1
+
+
+def test_merge_resolves_changes_made_on_both_sides(rng: np.random.Generator) -> None:
+    """What a reader with unsaved changes (or a filesystem without locks) meets: nothing acknowledged
+    is dropped. Enrolments of one name on both sides keep every sample; an enrolment beats a forget."""
+    base = filled(rng)
+    theirs, ours = Gallery(SPACE, DIM), Gallery(SPACE, DIM)
+    for g in (theirs, ours):
+        g.load_records(base.records(), base.created_at, base.updated_at)
+    revs = {n: p.rev for n, p in base.records().items()}
+    theirs.add("Alice", unit(rng, 1))  # both enrol Alice
+    ours.add("Alice", unit(rng, 2))
+    theirs.remove("Bob")  # they forget Bob, we enrol more of him
+    ours.add("Bob", unit(rng, 1))
+    ours.remove("José")  # we forget José, they leave him alone
+    theirs.add("Zoe", unit(rng, 1))  # they enrol someone new
+    assert ours.merge(revs, theirs.records(), created_at=theirs.created_at, updated_at=theirs.updated_at)
+    counts = {p.name: p.samples for p in ours.people()}
+    assert counts == {"Alice": 6, "Bob": 2, "Zoe": 1}
+    assert not ours.merge(revs, ours.records(), created_at=ours.created_at, updated_at=ours.updated_at)
+
+
+def test_failed_save_undoes_the_change(tmp_path: Path, rng: np.random.Generator) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    store = GalleryStore(folder / "g.npz")
+    g, _ = store.open(SPACE, DIM)
+    store.commit(g, lambda: g.add("Alice", unit(rng, 2)))
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as a user who can write a read-only folder (root)")
+        for change in (lambda: g.add("Bob", unit(rng, 1)), lambda: g.remove("Alice"),
+                       lambda: g.rename("Alice", "Alicia")):
+            with pytest.raises(GalleryNotSaved, match="could not be saved.*undone"):
+                store.commit(g, change)
+            assert g.names() == ["Alice"] and g.people()[0].samples == 2
+    finally:
+        folder.chmod(0o700)
+    assert load_gallery(folder / "g.npz", SPACE, DIM).names() == ["Alice"]
+
+
+def test_special_files_are_refused_without_reading(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.npz"
+    os.mkfifo(fifo)
+    for path in (fifo, tmp_path, Path("/dev/zero")):
+        with pytest.raises(GalleryNotRegular, match="must be a regular file"):
+            GalleryStore(path).open(SPACE, DIM)
+    link = tmp_path / "zero.npz"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(GalleryNotRegular, match="character device"):
+        GalleryStore(link).open(SPACE, DIM)
+    store = GalleryStore(tmp_path / "g.npz")
+    g, _ = store.open(SPACE, DIM)
+    (tmp_path / "g.npz").unlink(missing_ok=True)
+    os.mkfifo(tmp_path / "g.npz")  # swapped in at run time
+    with pytest.raises(GalleryNotRegular):
+        store.reload(g)
 
 
 # ---------------------------------------------------------------- crash safety
@@ -379,13 +482,14 @@ _WRITER = textwrap.dedent(
     import sys
     import numpy as np
     from face_recog_ros.gallery import Gallery
+    from face_recog_ros.gallery_store import save_gallery
 
     path = sys.argv[1]
     while True:
         g = Gallery("crash-model", 128)
         for k in range(150):
             g.add(f"p{k}", np.random.default_rng(k).normal(size=(20, 128)))
-            g.save(path)
+            save_gallery(g, path)
             if k == 0:
                 print("ready", flush=True)
     """
@@ -415,11 +519,11 @@ def test_sigkill_during_save_never_leaves_a_partial_file(tmp_path: Path) -> None
         leftovers = temp_files(path)
         assert len(leftovers) <= 1, leftovers  # at most the one that was in flight
         kills_mid_save += len(leftovers)
-        g = Gallery.load(path, "crash-model", 128)  # must be complete, whatever the timing
+        g = load_gallery(path, "crash-model", 128)  # must be complete, whatever the timing
         n = len(g)
         assert 1 <= n <= 150 and g.names() == [f"p{k}" for k in range(n)]
         assert g.matrix().tobytes() == expected[: 20 * n].tobytes()
-        reopened, warning = Gallery.open(path, "crash-model", 128)
+        reopened, warning = GalleryStore(path).open("crash-model", 128)
         assert warning is None and len(reopened) == n
         assert temp_files(path) == []
     assert kills_mid_save > 0, "no kill landed during a save; the test did not exercise anything"

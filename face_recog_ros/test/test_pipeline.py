@@ -7,7 +7,8 @@ import pytest
 
 from face_recog_ros import samples
 from face_recog_ros.config import RecognizerConfig
-from face_recog_ros.gallery import Gallery, GalleryMismatch
+from face_recog_ros.gallery import Gallery
+from face_recog_ros.gallery_store import GalleryMismatch, load_gallery, save_gallery
 from face_recog_ros.pipeline import EnrollError, FaceRecognizer
 from face_recog_ros.types import UNKNOWN
 
@@ -147,14 +148,14 @@ def test_gallery_of_another_model_is_moved_aside_not_mixed(tmp_path):
     path = tmp_path / "gallery.npz"
     other = Gallery("some_other_model", 128)
     other.add("bob", np.ones((1, 128), np.float32))
-    other.save(path)
+    save_gallery(other, path)
     recognizer = make(str(path))
     assert recognizer.gallery_warning and "some_other_model" in recognizer.gallery_warning
     assert len(recognizer.gallery) == 0
     moved = [p for p in tmp_path.iterdir() if p.name.startswith("gallery.npz.bad-")]
     assert len(moved) == 1
     with pytest.raises(GalleryMismatch):
-        Gallery.load(moved[0], recognizer.spec.embedding_space, 128)
+        load_gallery(moved[0], recognizer.spec.embedding_space, 128)
 
 
 def test_float_and_int8_models_agree(enrolled):

@@ -21,7 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from face_recog_ros.gallery import FORMAT_VERSION, Gallery, GalleryCorrupt, GalleryError, validate_name
+from face_recog_ros.gallery import Gallery, validate_name
+from face_recog_ros.gallery_store import (FORMAT_VERSION, GalleryCorrupt, GalleryError, GalleryStore,
+                                          load_gallery, save_gallery)
 
 SPACE = "fuzz-model"
 DIM = 8
@@ -48,7 +50,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def good_bytes(workdir: Path) -> bytes:
     path = workdir / "good.npz"
-    valid_gallery().save(path)
+    save_gallery(valid_gallery(), path)
     return path.read_bytes()
 
 
@@ -106,7 +108,7 @@ def load_bytes(workdir: Path, data: bytes) -> Gallery | None:
     path.write_bytes(data)
     start = time.monotonic()
     try:
-        gallery = Gallery.load(path, SPACE, DIM)
+        gallery = load_gallery(path, SPACE, DIM)
     except (GalleryError, OSError) as err:
         assert str(path) in str(err) or isinstance(err, OSError), f"error does not name the file: {err}"
         gallery = None
@@ -290,7 +292,7 @@ def test_decompression_bomb_refused_before_inflating(workdir: Path, good_parts: 
     try:
         with pytest.raises(GalleryCorrupt, match="claims"):
             (workdir / "bomb.npz").write_bytes(data)
-            Gallery.load(workdir / "bomb.npz", SPACE, DIM)
+            load_gallery(workdir / "bomb.npz", SPACE, DIM)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -309,7 +311,7 @@ def test_open_moves_refused_files_aside_unchanged(tmp_path_factory: pytest.TempP
     directory = tmp_path_factory.mktemp("open")
     path = directory / "gallery.npz"
     path.write_bytes(bytes(data))
-    gallery, warning = Gallery.open(path, SPACE, DIM)
+    gallery, warning = GalleryStore(path).open(SPACE, DIM)
     assert len(gallery) == 0 and warning is not None and str(path) in warning
     assert not path.exists()
     (aside,) = directory.iterdir()

@@ -17,6 +17,7 @@ import yaml
 from face_recog_ros import FaceRecognizer, RecognizerConfig
 from face_recog_ros.detection import DetectorOptions, FaceDetector
 from face_recog_ros.gallery import Gallery
+from face_recog_ros.gallery_store import save_gallery
 from face_recog_ros.runtime import ModelError, models_dir
 
 SPEC = "dlib_resnet_v1_int8"
@@ -206,7 +207,7 @@ def test_gallery_of_another_model_is_moved_aside_at_start_up(tmp_path: Path) -> 
     path = tmp_path / "gallery.npz"
     other = Gallery("facenet_512", 512)
     other.add("Alice", np.ones((2, 512)))
-    other.save(path)
+    save_gallery(other, path)
     before = path.read_bytes()
     recognizer = start(MODELS / f"{SPEC}.yaml", gallery=str(path))
     assert len(recognizer.gallery) == 0

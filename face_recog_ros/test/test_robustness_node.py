@@ -7,7 +7,6 @@ log line, never overwritten.
 """
 from __future__ import annotations
 
-import importlib.util
 import random
 import stat
 import sys
@@ -15,25 +14,17 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
+from conftest import load_tool
+
 from face_recog_interfaces.srv import ListFaces
-from face_recog_ros.gallery import FORMAT_VERSION, Gallery
+from face_recog_ros.gallery import Gallery
+from face_recog_ros.gallery_store import FORMAT_VERSION, load_gallery, save_gallery
 
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
 KILLS = 10
-
-
-def load_tool(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 soak_node = load_tool("soak_node")
@@ -59,7 +50,7 @@ def listed(client) -> dict[str, int]:
 
 
 def on_disk(path: Path) -> dict[str, int]:
-    return {p.name: p.samples for p in Gallery.load(path, SPACE, DIM).people()}
+    return {p.name: p.samples for p in load_gallery(path, SPACE, DIM).people()}
 
 
 def temp_files(path: Path) -> list[str]:
@@ -156,14 +147,14 @@ def _corrupt(path: Path) -> str:
 def _foreign(path: Path) -> str:
     other = Gallery("facenet_512", 512)
     other.add("Alice", np.ones((2, 512)))
-    other.save(path)
+    save_gallery(other, path)
     return "facenet_512"
 
 
 def _newer(path: Path) -> str:
     future = Gallery(SPACE, DIM)
     future.add("Alice", np.ones((1, DIM)))
-    future.save(path)
+    save_gallery(future, path)
     with np.load(path) as npz:
         arrays = {k: npz[k] for k in npz.files}
     meta = arrays["meta"].tobytes().replace(b'"version": 1', f'"version": {FORMAT_VERSION + 1}'.encode())

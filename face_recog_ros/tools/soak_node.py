@@ -47,9 +47,9 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from face_recog_interfaces.msg import FaceArray  # noqa: E402
-from face_recog_interfaces.srv import Enroll, Forget, ListFaces  # noqa: E402
+from face_recog_interfaces.srv import Enroll, Forget, ListFaces, Rename  # noqa: E402
 from face_recog_ros import samples  # noqa: E402
-from face_recog_ros.gallery import Gallery  # noqa: E402
+from face_recog_ros.gallery_store import load_gallery  # noqa: E402
 from face_recog_ros.ros.conversion import rgb_to_image  # noqa: E402
 
 NODE = "/face_recognition_node"
@@ -145,7 +145,8 @@ class Client:
         self.faces_with_labels = 0
         self.node.create_subscription(FaceArray, f"{node}/faces", self._on_faces, 50)
         self.clients = {srv: self.node.create_client(srv, f"{node}/{name}")
-                        for srv, name in ((Enroll, "enroll"), (Forget, "forget"), (ListFaces, "list_faces"))}
+                        for srv, name in ((Enroll, "enroll"), (Forget, "forget"), (ListFaces, "list_faces"),
+                                          (Rename, "rename"))}
         self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
@@ -182,7 +183,8 @@ class Client:
 
     def call(self, request: Any, timeout: float = 10.0, abort: threading.Event | None = None) -> tuple[Any, float]:
         """(response, seconds); CallTimeout when no answer comes in time (or `abort` is set first)."""
-        srv = {Enroll.Request: Enroll, Forget.Request: Forget, ListFaces.Request: ListFaces}[type(request)]
+        srv = {Enroll.Request: Enroll, Forget.Request: Forget, ListFaces.Request: ListFaces,
+               Rename.Request: Rename}[type(request)]
         done = threading.Event()
         start = time.monotonic()
         future = self.clients[srv].call_async(request)
@@ -205,7 +207,7 @@ def enroll_request(name: str, photo: str) -> Enroll.Request:
 
 
 def gallery_file_people(path: Path) -> dict[str, int]:
-    gallery = Gallery.load(path, SPACE, DIM)
+    gallery = load_gallery(path, SPACE, DIM)
     return {p.name: p.samples for p in gallery.people()}
 
 

@@ -54,7 +54,8 @@ from face_recog_interfaces.srv import Enroll, Forget, ListFaces, Rename  # noqa:
 from ..config import RecognizerConfig, set_option  # noqa: E402
 from ..detection import FaceDetector  # noqa: E402
 from ..draw import annotate  # noqa: E402
-from ..gallery import GalleryError, InvalidName, NameTaken, UnknownPerson, validate_name  # noqa: E402
+from ..gallery import InvalidName, NameTaken, UnknownPerson, validate_name  # noqa: E402
+from ..gallery_store import GalleryError, GalleryNotSaved  # noqa: E402
 from ..pipeline import EnrollError, FaceRecognizer  # noqa: E402
 from ..stream import ACTIVE_STATES, EnrollmentStatus, EnrollState, StreamRecognizer  # noqa: E402
 from ..tracking import is_cluster_label  # noqa: E402
@@ -67,7 +68,6 @@ from .parameters import NODE_PARAM_NAMES, declarations, load_defaults, validate_
 NODE_NAME = "face_recognition_node"
 EXECUTOR_THREADS = 4  # a waiting live enrolment holds one; others serve frames, services, timers
 DEFAULT_LIVE_SAMPLES = 5
-GALLERY_POLL_S = 2.0
 # Newest frame only: an old frame is worth nothing to a robot once a newer one exists.
 IMAGE_QOS = QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=1)
 RELIABLE_IMAGE_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
@@ -165,7 +165,6 @@ class FaceRecognitionNode(Node):
         self.recognizer = FaceRecognizer(self.config)
         if self.recognizer.gallery_warning:
             self.get_logger().warning(self.recognizer.gallery_warning)
-        self.recognizer.gallery.max_samples_per_person = self.config.gallery.max_samples_per_person
 
         # Images arrive through a node of their own, spun by a SingleThreadedExecutor thread:
         # rclpy's MultiThreadedExecutor takes messages so slowly that best-effort, depth-1 frames
@@ -191,7 +190,8 @@ class FaceRecognitionNode(Node):
         self.create_timer(self.settings["diagnostics_period"], self._publish_diagnostics,
                           callback_group=self._timer_group)
         if self.recognizer.gallery_path is not None:
-            self.create_timer(GALLERY_POLL_S, self._reload_gallery, callback_group=self._timer_group)
+            self.create_timer(self.settings["gallery_poll_period"], self._reload_gallery,
+                              callback_group=self._timer_group)
         for srv_type, name, handler in ((Enroll, "~/enroll", self._enroll),
                                         (Forget, "~/forget", self._forget),
                                         (Rename, "~/rename", self._rename),
@@ -355,7 +355,7 @@ class FaceRecognitionNode(Node):
     def _reload_gallery(self) -> None:
         """Pick up a gallery file another node (or the CLI) replaced; our own saves are skipped."""
         try:
-            if self.recognizer.gallery.reload_if_changed(self.recognizer.gallery_path):
+            if self.recognizer.reload_gallery():
                 people = len(self.recognizer.gallery)
                 self.get_logger().info(f"gallery changed on disk; reloaded {people} people")
         except (GalleryError, OSError) as exc:
@@ -392,9 +392,8 @@ class FaceRecognitionNode(Node):
         except EnrollError as exc:
             response.success, response.message = False, str(exc)
             return response
-        except OSError as exc:
-            response.success = False
-            response.message = f"enrolled in memory, but the gallery could not be saved: {exc}"
+        except GalleryNotSaved as exc:
+            response.success, response.message = False, f"nothing was enrolled: {exc}"
             return response
         response.success, response.samples_added, response.total_samples = True, result.added, result.total
         response.message = f"enrolled {name!r} from the image; {name!r} now has {result.total} sample(s)"
@@ -431,7 +430,7 @@ class FaceRecognitionNode(Node):
         try:
             name = validate_name(request.name)
             self.recognizer.forget(name)
-        except (InvalidName, UnknownPerson) as exc:
+        except (InvalidName, UnknownPerson, GalleryNotSaved) as exc:
             response.success, response.message = False, str(exc)
             return response
         response.success, response.message = True, f"forgot {name!r}"
@@ -445,7 +444,7 @@ class FaceRecognitionNode(Node):
             if is_cluster_label(old):
                 return self._promote(old, new, request.merge, response)
             self.recognizer.rename(validate_name(old), new, merge=request.merge)
-        except (InvalidName, UnknownPerson, NameTaken) as exc:
+        except (InvalidName, UnknownPerson, NameTaken, GalleryNotSaved) as exc:
             response.success, response.message = False, str(exc)
             return response
         response.success, response.message = True, f"renamed {old!r} to {new!r}"

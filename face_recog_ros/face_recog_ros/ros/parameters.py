@@ -61,6 +61,9 @@ NODE_PARAMS: tuple[NodeParam, ...] = (
               "(tracking embeds each face only now and then)"),
     NodeParam("diagnostics_period", 1.0, "Seconds between /diagnostics messages (rates, dropped "
               "frames, stage latencies, input errors)", low=0.1, high=3600.0, read_only=True),
+    NodeParam("gallery_poll_period", 2.0, "Seconds between checks whether another process (a second "
+              "node, the face-recog CLI) changed the gallery file; its changes are merged in, never "
+              "swapped in over this node's own", low=0.05, high=3600.0, read_only=True),
     NodeParam("enroll_timeout", 30.0, "Wall-clock seconds ~/enroll waits for a live enrolment, "
               "frames or not; then it is cancelled (tracking.enroll_timeout is the same limit in "
               "camera time, which also holds for replayed bags)",
