@@ -90,8 +90,7 @@ def reference(folder: Path) -> None:
                         **pipeline(rec, {n: read_rgb(folder / f"{n}.png") for n in images}))
     people = recognizer(str(folder / "gallery.npz"))
     for key, name in samples.PEOPLE.items():
-        people.enroll(name, [read_rgb(folder / f"{key}.png")])
-    people.save_gallery()
+        people.enroll(name, [read_rgb(folder / f"{key}.png")])  # saved to the file on return
     print(f"reference: {len(chips)} chips, {len(images)} photos, {platform.machine()}, "
           f"{runtime.open_model(runtime.models_dir() / 'dlib_resnet_v1_int8.tflite').runtime.name}")
 

@@ -225,7 +225,8 @@ mkdir -p "$WORK/pkg"
 cp -r "$PKG/test" "$PKG/config" "$PKG/models" "$WORK/pkg/"
 cp "$HERE/arch_agreement.py" "$WORK/"
 say "reference figures on $HOST_ARCH"
-"$PY" "$HERE/arch_agreement.py" reference "$WORK/agree" 2>/dev/null
+"$PY" "$HERE/arch_agreement.py" reference "$WORK/agree" 2>"$WORK/reference.log" \
+  || { tail -n 20 "$WORK/reference.log" >&2; fail "the x86 reference figures failed"; }
 
 # --- running things in the root -------------------------------------------------------------
 # A private mount namespace per call: /proc, /dev, /sys, the wheels and the work folder are
@@ -294,13 +295,16 @@ for name in eileen_collins grace_hopper; do
   grep -q "\"label\": \"$name\"" <<<"$out" || { echo "$out" >&2; fail "identify did not name $name"; }
 done
 
+# The runtimes' banner ("INFO: Created TensorFlow Lite XNNPACK delegate") is noise; errors are not.
+no_banner() { grep -v '^INFO: Created TensorFlow Lite' >&2 || true; }
+
 say "root: agreement with $HOST_ARCH on an emulated $TEST_CPU (ai-edge-litert)"
 in_root "$TEST_CPU" "$LITERT/bin/python" /opt/work/arch_agreement.py compare /opt/work/agree \
-  2>/dev/null || fail "embeddings disagree on $TEST_CPU (figures above)"
+  2> >(no_banner) || fail "embeddings disagree on $TEST_CPU (figures above)"
 for cpu in "${MORE_CPUS[@]}"; do  # other kernels (dot-product instructions): int8 is enough
   say "root: agreement with $HOST_ARCH on an emulated $cpu (ai-edge-litert, int8)"
   in_root "$cpu" "$LITERT/bin/python" /opt/work/arch_agreement.py compare /opt/work/agree \
-    --int8-only 2>/dev/null || fail "embeddings disagree on $cpu (figures above)"
+    --int8-only 2> >(no_banner) || fail "embeddings disagree on $cpu (figures above)"
 done
 
 say "root: tflite-runtime with numpy 2 must fail with a clear message"
@@ -320,7 +324,7 @@ mapfile -t runtime_free < <(grep -Ev '^(numpy|ai-edge-litert)([=<>]|$)' "$WORK/s
 make_venv tflite --no-deps "$NUMPY1" "${runtime_free[@]}" "${TFLITE[@]}"
 NP1=$VENV
 in_root "$TEST_CPU" "$NP1/bin/python" /opt/work/arch_agreement.py compare /opt/work/agree \
-  --int8-min-cosine 0.999 --int8-only 2>/dev/null \
+  --int8-min-cosine 0.999 --int8-only 2> >(no_banner) \
   || fail "tflite-runtime disagrees (figures above)"
 for n in 1 2; do
   if out=$(in_root "$TEST_CPU" "$NP1/bin/python" /opt/work/arch_agreement.py probe-batch "$n" 2>/dev/null); then
