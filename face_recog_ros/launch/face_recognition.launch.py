@@ -25,7 +25,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('image_topic', default_value='/camera/image_raw',
                               description='sensor_msgs/Image topic to recognise faces in'),
         DeclareLaunchArgument('namespace', default_value='',
-                              description='Namespace of the node (and of its ~/ topics and services)'),
+                              description='Namespace of the node (and of its ~/ topics and '
+                                          'services)'),
         DeclareLaunchArgument('params_file', default_value=default_params,
                               description='ROS parameters YAML (detector, embedder, recognition, '
                                           'gallery, tracking settings)'),
@@ -45,7 +46,8 @@ def generate_launch_description() -> LaunchDescription:
             emulate_tty=True,
             parameters=[
                 LaunchConfiguration('params_file'),
-                {'use_compressed': ParameterValue(LaunchConfiguration('use_compressed'), value_type=bool)},
+                {'use_compressed': ParameterValue(LaunchConfiguration('use_compressed'),
+                                                  value_type=bool)},
             ],
             remappings=[('image', LaunchConfiguration('image_topic'))],
             arguments=['--ros-args', '--log-level', LaunchConfiguration('log_level')],

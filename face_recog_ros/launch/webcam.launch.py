@@ -53,13 +53,19 @@ def generate_launch_description() -> LaunchDescription:
     )
     return LaunchDescription([
         DeclareLaunchArgument('device', default_value='0',
-                              description='Camera index (0 = /dev/video0), device path, or video file'),
-        DeclareLaunchArgument('width', default_value='640', description='Capture width (0: camera default)'),
-        DeclareLaunchArgument('height', default_value='480', description='Capture height (0: camera default)'),
-        DeclareLaunchArgument('fps', default_value='30.0', description='Frames per second to publish at most'),
+                              description='Camera index (0 = /dev/video0), device path, or '
+                                          'video file'),
+        DeclareLaunchArgument('width', default_value='640',
+                              description='Capture width (0: camera default)'),
+        DeclareLaunchArgument('height', default_value='480',
+                              description='Capture height (0: camera default)'),
+        DeclareLaunchArgument('fps', default_value='30.0',
+                              description='Frames per second to publish at most'),
         DeclareLaunchArgument('frame_id', default_value='camera_optical_frame',
-                              description='frame_id of the published images (REP 103 optical frame)'),
-        DeclareLaunchArgument('namespace', default_value='', description='Namespace of both nodes'),
+                              description='frame_id of the published images (REP 103 optical '
+                                          'frame)'),
+        DeclareLaunchArgument('namespace', default_value='',
+                              description='Namespace of both nodes'),
         DeclareLaunchArgument('params_file', default_value=default_params,
                               description='ROS parameters YAML for face_recognition_node'),
         DeclareLaunchArgument('log_level', default_value='info',

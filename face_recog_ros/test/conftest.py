@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import importlib.util
+import resource
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import cv2
 import pytest
 
-from face_recog_ros import samples
+from face_recog_ros.io import samples
 from face_recog_ros.cli import main
 
 
@@ -40,10 +42,23 @@ def count_frames(path) -> int:
 
 @pytest.fixture(scope="module")
 def gallery(tmp_path_factory) -> list[str]:
-    """`--gallery FILE` arguments for a gallery with both public-domain people enrolled by the CLI."""
+    """`--gallery FILE` arguments for a gallery with both public-domain people enrolled by the
+    CLI."""
     root = tmp_path_factory.mktemp("gallery")
     for key, name in samples.PEOPLE.items():
         photo = root / f"{name}.png"
         cv2.imwrite(str(photo), cv2.cvtColor(samples.photo(key), cv2.COLOR_RGB2BGR))
         assert main(["enroll", name, str(photo), "--gallery", str(root / "g.npz")]) == 0
     return ["--gallery", str(root / "g.npz")]
+
+
+@pytest.fixture
+def rss_guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The test may grow the peak RSS by at most its module's MAX_RSS_GROWTH_MB."""
+    limit = request.module.MAX_RSS_GROWTH_MB
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    yield
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert (
+        grown_mb < limit
+    ), f"peak RSS grew by {grown_mb:.0f} MB (limit {limit} MB) on small inputs"

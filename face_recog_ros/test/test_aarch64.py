@@ -36,4 +36,5 @@ def test_aarch64_under_emulation(capsys):
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the aarch64 check, but: {reason}")
         pytest.skip(reason)
-    assert proc.returncode == 0, f"check_aarch64.sh exited {proc.returncode}:\n{proc.stdout[-4000:]}"
+    assert proc.returncode == 0, (f"check_aarch64.sh exited {proc.returncode}:\n"
+                                  f"{proc.stdout[-4000:]}")

@@ -4,10 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from face_recog_ros import samples
-from face_recog_ros.alignment import (AlignmentTemplate, QualityOptions, align_face, face_pose,
-                                      quality_problem, similarity_transform)
-from face_recog_ros.detection import DetectorOptions, FaceDetector
+from face_recog_ros.io import samples
+from face_recog_ros.core.alignment import (
+    AlignmentTemplate,
+    QualityOptions,
+    align_face,
+    face_pose,
+    quality_problem,
+    similarity_transform,
+)
+from face_recog_ros.core.detection import DetectorOptions, FaceDetector
 from face_recog_ros.types import Detection
 
 TEMPLATE = AlignmentTemplate.from_dict(
@@ -62,8 +68,11 @@ def test_pose_and_quality_checks():
 
 def test_template_must_name_four_finite_points():
     with pytest.raises(ValueError, match="nose_tip"):
-        AlignmentTemplate.from_dict({"right_eye": [1, 2], "left_eye": [3, 4], "mouth_center": [5, 6]},
-                                    (150, 150))
+        AlignmentTemplate.from_dict(
+            {"right_eye": [1, 2], "left_eye": [3, 4], "mouth_center": [5, 6]}, (150, 150)
+        )
     with pytest.raises(ValueError, match="finite"):
-        AlignmentTemplate.from_dict({k: [float("nan"), 1] for k in
-                                     ("right_eye", "left_eye", "nose_tip", "mouth_center")}, (150, 150))
+        AlignmentTemplate.from_dict(
+            {k: [float("nan"), 1] for k in ("right_eye", "left_eye", "nose_tip", "mouth_center")},
+            (150, 150),
+        )

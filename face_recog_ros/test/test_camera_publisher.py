@@ -17,9 +17,14 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
-from face_recog_ros import samples
-from face_recog_ros.ros.camera_publisher import CameraPublisher, CaptureOpenError, main, parse_device
-from face_recog_ros.ros.conversion import compressed_to_rgb, image_to_rgb
+from face_recog_ros.io import samples
+from face_recog_ros.ros.camera_publisher import (
+    CameraPublisher,
+    CaptureOpenError,
+    main,
+    parse_device,
+)
+from face_recog_ros.io.image_messages import compressed_to_rgb, image_to_rgb
 
 TIMEOUT_S = 20.0
 N_FRAMES = 24
@@ -58,12 +63,18 @@ class Graph:
         self.listener = Node("camera_test_listener", context=self.context)
         self.received: list[tuple[float, object]] = []  # (wall time received, message)
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
-        self.listener.create_subscription(msg_type, topic, lambda m: self.received.append((time.time(), m)), qos)
+        self.listener.create_subscription(
+            msg_type, topic, lambda m: self.received.append((time.time(), m)), qos
+        )
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.camera)
         self.executor.add_node(self.listener)
         # Start publishing only once the listener is matched, so no frame goes to nobody.
-        publisher = self.camera.compressed_publisher if msg_type is CompressedImage else self.camera.publisher
+        publisher = (
+            self.camera.compressed_publisher
+            if msg_type is CompressedImage
+            else self.camera.publisher
+        )
         self.spin_until(lambda: publisher.get_subscription_count() > 0)
         self.started = time.time()
         self.camera.start()
@@ -161,7 +172,9 @@ def test_missing_file_and_camera_fail_with_a_clear_message(tmp_path: Path, capsy
     rclpy.init(context=context)
     try:
         with pytest.raises(CaptureOpenError, match="cannot read its format"):
-            CameraPublisher(context=context, parameter_overrides=[Parameter("device", value=str(not_video))])
+            CameraPublisher(
+                context=context, parameter_overrides=[Parameter("device", value=str(not_video))]
+            )
         # An index with no camera behind it (integer parameter, as `-p device:=63` gives).
         with pytest.raises(CaptureOpenError, match=r"/dev/video63.*connected"):
             CameraPublisher(context=context, parameter_overrides=[Parameter("device", value=63)])

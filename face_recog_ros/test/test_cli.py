@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from face_recog_ros import samples
+from face_recog_ros.io import samples
 from face_recog_ros.cli import main
 
 

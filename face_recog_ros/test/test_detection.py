@@ -15,15 +15,17 @@ import pytest
 import skimage.data
 
 from face_recog_ros.config import RecognizerConfig, set_option
-from face_recog_ros.detection import (
-    MEDIAPIPE_INSTALL,
+from face_recog_ros.core.detection import (
     DetectorOptions,
     FaceDetector,
-    MediaPipeFaceDetector,
     create_detector,
-    mediapipe_available,
     ssd_anchor_centers,
     weighted_nms,
+)
+from face_recog_ros.core.mediapipe_detector import (
+    MEDIAPIPE_INSTALL,
+    MediaPipeFaceDetector,
+    mediapipe_available,
 )
 from face_recog_ros.types import Detection, KEYPOINT_NAMES
 
@@ -89,7 +91,9 @@ def test_weighted_nms_merges_overlaps_by_score_and_keeps_separate_faces() -> Non
     scores = np.array([0.6, 0.9, 0.7], np.float32)
     out_boxes, out_kps, out_scores = weighted_nms(boxes, keypoints, scores, 0.3, max_out=10)
     np.testing.assert_allclose(out_scores, [0.9, 0.7])
-    np.testing.assert_allclose(out_boxes[0], [0.6, 0, 10.6, 10], rtol=1e-6)  # (0.6*0 + 0.9*1) / 1.5
+    np.testing.assert_allclose(
+        out_boxes[0], [0.6, 0, 10.6, 10], rtol=1e-6
+    )  # (0.6*0 + 0.9*1) / 1.5
     np.testing.assert_allclose(out_kps[0], [1.8, 1.8], rtol=1e-6)
     np.testing.assert_allclose(out_boxes[1], boxes[2])
     assert len(weighted_nms(boxes, keypoints, scores, 0.3, max_out=1)[2]) == 1
@@ -98,7 +102,9 @@ def test_weighted_nms_merges_overlaps_by_score_and_keeps_separate_faces() -> Non
 # --- real images -----------------------------------------------------------------------
 
 
-def test_astronaut_one_face_with_plausible_keypoints(detector: FaceDetector, astronaut: np.ndarray) -> None:
+def test_astronaut_one_face_with_plausible_keypoints(
+    detector: FaceDetector, astronaut: np.ndarray
+) -> None:
     faces = detector.detect(astronaut)
     assert len(faces) == 1
     face = faces[0]
@@ -108,10 +114,14 @@ def test_astronaut_one_face_with_plausible_keypoints(detector: FaceDetector, ast
     kp = face.keypoints
     eyes_y = max(kp[KP["right_eye"], 1], kp[KP["left_eye"], 1])
     assert eyes_y < kp[KP["nose_tip"], 1] < kp[KP["mouth_center"], 1]
-    assert kp[KP["right_eye"], 0] < kp[KP["left_eye"], 0]  # subject's right eye is on the image's left
+    assert (
+        kp[KP["right_eye"], 0] < kp[KP["left_eye"], 0]
+    )  # subject's right eye is on the image's left
     for name in ("right_eye", "left_eye", "nose_tip", "mouth_center"):
         assert inside(face.box, kp[KP[name]]), name
-    assert 60 < face.width < 140 and 60 < face.height < 140  # Collins' face is ~95 px in the 512 px photo
+    assert (
+        60 < face.width < 140 and 60 < face.height < 140
+    )  # Collins' face is ~95 px in the 512 px photo
 
 
 def test_astronaut_box_agrees_with_dlib_hog(detector: FaceDetector, astronaut: np.ndarray) -> None:
@@ -132,7 +142,9 @@ def test_grace_hopper_one_face(detector: FaceDetector, hopper: np.ndarray) -> No
     assert inside(faces[0].box, kp[KP["nose_tip"]])
 
 
-def test_two_faces_side_by_side(detector: FaceDetector, astronaut: np.ndarray, hopper: np.ndarray) -> None:
+def test_two_faces_side_by_side(
+    detector: FaceDetector, astronaut: np.ndarray, hopper: np.ndarray
+) -> None:
     # Crops keep both faces large enough for the short-range model (~20% of the frame width).
     pair = np.zeros((300, 600, 3), np.uint8)
     pair[:, :300] = astronaut[0:300, 80:380]
@@ -142,7 +154,14 @@ def test_two_faces_side_by_side(detector: FaceDetector, astronaut: np.ndarray, h
     assert faces[0].score >= faces[1].score
     xs = sorted(center(f.box)[0] for f in faces)
     assert xs[0] < 300 < xs[1]
-    assert len(FaceDetector(DetectorOptions(model_range=detector.options.model_range, max_faces=1)).detect(pair)) == 1
+    assert (
+        len(
+            FaceDetector(
+                DetectorOptions(model_range=detector.options.model_range, max_faces=1)
+            ).detect(pair)
+        )
+        == 1
+    )
 
 
 @pytest.mark.parametrize("value", [0, 128, 255])
@@ -162,7 +181,9 @@ def test_grayscale_and_rgba_inputs(detector: FaceDetector, astronaut: np.ndarray
 # --- letterbox: mapping back to original pixels ------------------------------------------
 
 
-def test_letterbox_exact_for_portrait_and_landscape(detector: FaceDetector, astronaut: np.ndarray) -> None:
+def test_letterbox_exact_for_portrait_and_landscape(
+    detector: FaceDetector, astronaut: np.ndarray
+) -> None:
     """A strip and the square with the strip's complement blacked out give the same model input.
 
     The letterbox pads the strip with black to a square, so both must give identical
@@ -176,7 +197,10 @@ def test_letterbox_exact_for_portrait_and_landscape(detector: FaceDetector, astr
     landscape = shifted[128:384]
     square_l = np.zeros_like(astronaut)
     square_l[128:384] = landscape
-    for strip, full_image, offset in ((portrait, square, (128, 0)), (landscape, square_l, (0, 128))):
+    for strip, full_image, offset in (
+        (portrait, square, (128, 0)),
+        (landscape, square_l, (0, 128)),
+    ):
         a, b = detector.detect(np.ascontiguousarray(strip)), detector.detect(full_image)
         assert len(a) == len(b) == 1
         np.testing.assert_allclose(a[0].box + np.tile(offset, 2), b[0].box, atol=0.05)
@@ -185,25 +209,29 @@ def test_letterbox_exact_for_portrait_and_landscape(detector: FaceDetector, astr
 
 
 @pytest.mark.parametrize("orientation", ["wide", "tall"])
-def test_letterbox_canvas_offset(detector: FaceDetector, astronaut: np.ndarray, orientation: str) -> None:
+def test_letterbox_canvas_offset(
+    detector: FaceDetector, astronaut: np.ndarray, orientation: str
+) -> None:
     # Canvas long side chosen so the face stays within each model's range (short: ~20% of it).
     long_side = 640 if detector.options.model_range == "short" else 768
     dx, dy = (50, 0) if orientation == "wide" else (0, 70)
     shape = (512, long_side, 3) if orientation == "wide" else (long_side, 512, 3)
     canvas = np.zeros(shape, np.uint8)
-    canvas[dy : dy + 512, dx : dx + 512] = astronaut
+    canvas[dy:dy + 512, dx:dx + 512] = astronaut
     reference = detector.detect(astronaut)[0]
     faces = detector.detect(canvas)
     assert len(faces) == 1
     np.testing.assert_allclose(faces[0].box - [dx, dy, dx, dy], reference.box, atol=6.5)
-    np.testing.assert_allclose(faces[0].keypoints[:4] - [dx, dy], reference.keypoints[:4], atol=6.5)
+    np.testing.assert_allclose(
+        faces[0].keypoints[:4] - [dx, dy], reference.keypoints[:4], atol=6.5
+    )
 
 
 def test_full_range_finds_small_face(full: FaceDetector, astronaut: np.ndarray) -> None:
     scale = 60 / 95  # the face becomes ~60 px wide
     small = cv2.resize(astronaut, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     frame = np.zeros((480, 640, 3), np.uint8)
-    frame[100 : 100 + small.shape[0], 200 : 200 + small.shape[1]] = small
+    frame[100:100 + small.shape[0], 200:200 + small.shape[1]] = small
     faces = full.detect(frame)
     assert len(faces) == 1
     expected = center(full.detect(astronaut)[0].box) * scale + [200, 100]
@@ -244,11 +272,20 @@ def test_detection_rate_lfw(detector: FaceDetector) -> None:
     source = FACES_DEV / "lfw_subset_krasserm"
     if not source.is_dir():
         pytest.skip(f"{source} not present")
-    photos = sorted(p for p in source.glob("*/*") if p.parent.name != "group" and not p.parent.name.startswith("_"))
+    photos = sorted(
+        p
+        for p in source.glob("*/*")
+        if p.parent.name != "group" and not p.parent.name.startswith("_")
+    )
     assert photos
-    found = sum(bool(detector.detect(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB))) for p in photos)
+    found = sum(
+        bool(detector.detect(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB))) for p in photos
+    )
     rate = found / len(photos)
-    print(f"{detector.options.model_range}-range detection rate on {source.name}: {found}/{len(photos)} = {rate:.3f}")
+    print(
+        f"{detector.options.model_range}-range detection rate on {source.name}: "
+        f"{found}/{len(photos)} = {rate:.3f}"
+    )
     assert rate >= 0.95
 
 
@@ -265,13 +302,16 @@ def test_wrong_model_file_is_rejected(tmp_path: Path) -> None:
 
 
 def test_bundled_models_match_provenance_and_carry_metadata() -> None:
-    """The committed files are what tools/vendor_blazeface.py wrote: checksums and metadata step."""
+    """The committed files are what tools/vendor_blazeface.py wrote: checksums and metadata
+    step."""
     models = PACKAGE / "models"
     provenance = json.loads((models / "blazeface.provenance.json").read_text())
     assert provenance["metadata_step"]["tool"] == "tools/add_blazeface_metadata.py"
     for name, info in provenance["models"].items():
         data = (models / name).read_bytes()
-        assert hashlib.sha256(data).hexdigest() == info["sha256"], f"{name} changed without re-vendoring"
+        assert (
+            hashlib.sha256(data).hexdigest() == info["sha256"]
+        ), f"{name} changed without re-vendoring"
         assert b"TFLITE_METADATA" in data and info["sha256_in_wheel"] != info["sha256"]
 
 
@@ -301,7 +341,7 @@ def test_tflite_backend_is_the_plain_detector(astronaut: np.ndarray) -> None:
 _WITHOUT_MEDIAPIPE = """
 import sys
 sys.modules["mediapipe"] = None  # what Python does for a package that is not installed
-from face_recog_ros.detection import DetectorOptions, create_detector
+from face_recog_ros.core.detection import DetectorOptions, create_detector
 print(type(create_detector(DetectorOptions(backend="auto"))).__name__)
 try:
     create_detector(DetectorOptions(backend="mediapipe"))
@@ -311,9 +351,14 @@ except ValueError as e:
 
 
 def test_without_mediapipe_auto_falls_back_and_mediapipe_says_how_to_install() -> None:
-    """A fresh interpreter in which mediapipe cannot be imported, whether or not it is installed here."""
+    """A fresh interpreter in which mediapipe cannot be imported, whether or not it is installed
+    here."""
     result = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_MEDIAPIPE], capture_output=True, text=True, check=True, timeout=120
+        [sys.executable, "-c", _WITHOUT_MEDIAPIPE],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     auto_type, message = result.stdout.strip().splitlines()
     assert auto_type == "FaceDetector"
@@ -331,9 +376,13 @@ def _mediapipe() -> None:
 
 
 @pytest.fixture(scope="module", params=RANGES)
-def backends(request: pytest.FixtureRequest, _mediapipe: None) -> Iterator[tuple[FaceDetector, MediaPipeFaceDetector]]:
+def backends(
+    request: pytest.FixtureRequest, _mediapipe: None
+) -> Iterator[tuple[FaceDetector, MediaPipeFaceDetector]]:
     options = DetectorOptions(model_range=request.param)
-    with MediaPipeFaceDetector(DetectorOptions(model_range=request.param, backend="mediapipe")) as mp_detector:
+    with MediaPipeFaceDetector(
+        DetectorOptions(model_range=request.param, backend="mediapipe")
+    ) as mp_detector:
         yield FaceDetector(options), mp_detector
 
 
@@ -347,7 +396,7 @@ def _pair(astronaut: np.ndarray, hopper: np.ndarray) -> np.ndarray:
 def _canvas(astronaut: np.ndarray, long_side: int, wide: bool) -> np.ndarray:
     canvas = np.zeros((512, long_side, 3) if wide else (long_side, 512, 3), np.uint8)
     dx, dy = (50, 0) if wide else (0, 70)
-    canvas[dy : dy + 512, dx : dx + 512] = astronaut
+    canvas[dy:dy + 512, dx:dx + 512] = astronaut
     return canvas
 
 
@@ -389,13 +438,21 @@ def test_backends_find_the_same_faces(
         assert all(f.box.dtype == np.float32 and f.keypoints.shape == (6, 2) for f in b)
 
 
-def test_mediapipe_keypoint_order(backends: tuple[FaceDetector, MediaPipeFaceDetector], astronaut: np.ndarray) -> None:
+def test_mediapipe_keypoint_order(
+    backends: tuple[FaceDetector, MediaPipeFaceDetector], astronaut: np.ndarray
+) -> None:
     kp = backends[1].detect(astronaut)[0].keypoints
     assert kp[KP["right_eye"], 0] < kp[KP["left_eye"], 0]
-    assert max(kp[KP["right_eye"], 1], kp[KP["left_eye"], 1]) < kp[KP["nose_tip"], 1] < kp[KP["mouth_center"], 1]
+    assert (
+        max(kp[KP["right_eye"], 1], kp[KP["left_eye"], 1])
+        < kp[KP["nose_tip"], 1]
+        < kp[KP["mouth_center"], 1]
+    )
 
 
-def test_mediapipe_options_and_inputs(_mediapipe: None, astronaut: np.ndarray, hopper: np.ndarray) -> None:
+def test_mediapipe_options_and_inputs(
+    _mediapipe: None, astronaut: np.ndarray, hopper: np.ndarray
+) -> None:
     pair = _pair(astronaut, hopper)
     with create_detector(DetectorOptions(backend="mediapipe", max_faces=1)) as one:
         assert isinstance(one, MediaPipeFaceDetector) and one.backend == "mediapipe"
@@ -411,8 +468,15 @@ def test_mediapipe_options_and_inputs(_mediapipe: None, astronaut: np.ndarray, h
         gray = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)
         for image in (gray, gray[:, :, None], cv2.cvtColor(astronaut, cv2.COLOR_RGB2RGBA)):
             found = auto.detect(image)
-            assert len(found) == 1 and np.abs(found[0].box - reference.box).max() < 0.1 * reference.width
-        for bad in (np.zeros((64, 64, 3), np.float32), np.zeros((64, 64, 2), np.uint8), [[0, 0, 0]]):
+            assert (
+                len(found) == 1
+                and np.abs(found[0].box - reference.box).max() < 0.1 * reference.width
+            )
+        for bad in (
+            np.zeros((64, 64, 3), np.float32),
+            np.zeros((64, 64, 2), np.uint8),
+            [[0, 0, 0]],
+        ):
             with pytest.raises(ValueError):
                 auto.detect(bad)  # type: ignore[arg-type]
 
@@ -425,16 +489,22 @@ def test_mediapipe_close(_mediapipe: None, astronaut: np.ndarray, tmp_path: Path
     with pytest.raises(RuntimeError, match="closed"):
         detector.detect(astronaut)
     with pytest.raises(ValueError, match="not found"):
-        MediaPipeFaceDetector(DetectorOptions(backend="mediapipe", model_path=tmp_path / "missing.tflite"))
+        MediaPipeFaceDetector(
+            DetectorOptions(backend="mediapipe", model_path=tmp_path / "missing.tflite")
+        )
 
 
 def test_mediapipe_detector_left_open_exits_cleanly(_mediapipe: None) -> None:
     code = (
         "import numpy as np\n"
-        "from face_recog_ros.detection import DetectorOptions, create_detector\n"
+        "from face_recog_ros.core.detection import DetectorOptions, create_detector\n"
         "detector = create_detector(DetectorOptions(backend='mediapipe'))\n"
         "detector.detect(np.zeros((48, 64, 3), np.uint8))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr, result.stderr
+    assert (
+        "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+    ), result.stderr

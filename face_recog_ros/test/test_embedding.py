@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
-from face_recog_ros import samples
-from face_recog_ros.embedding import Embedder, EmbedderSpec
-from face_recog_ros.runtime import ModelError, load_interpreter, models_dir
+from face_recog_ros.io import samples
+from face_recog_ros.core.embedding import Embedder, EmbedderSpec
+from face_recog_ros.core.runtime import ModelError, load_interpreter, models_dir
 
 MODEL_IDS = ("dlib_resnet_v1_float32", "dlib_resnet_v1_int8")
 # Square boxes (x1, y1, x2, y2) that dlib's get_face_chip(size=150, padding=0.25) cuts from
@@ -32,7 +32,9 @@ def chip(name: str) -> np.ndarray:
 def transformed(img: np.ndarray) -> np.ndarray:
     """Same face, different picture: mirrored, rotated 5 degrees, scaled, darker, noisy."""
     m = cv2.getRotationMatrix2D((75, 75), 5, 1.05)
-    out = cv2.warpAffine(img[:, ::-1], m, (150, 150), borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+    out = cv2.warpAffine(img[:, ::-1], m, (150, 150), borderMode=cv2.BORDER_REFLECT).astype(
+        np.float32
+    )
     noise = np.random.default_rng(0).normal(0, 4, out.shape)
     return np.clip(out * 0.75 + 10 + noise, 0, 255).astype(np.uint8)
 
@@ -117,7 +119,9 @@ def test_wrong_output_dim_names_expected_and_actual(tmp_path: Path) -> None:
 
 def test_wrong_input_size_names_expected_and_actual(tmp_path: Path) -> None:
     spec = EmbedderSpec.from_yaml(write_spec(tmp_path, input_size=[112, 112]))
-    with pytest.raises(ModelError, match=r"input shape \[-1, 150, 150, 3\].*expected \[N, 112, 112, 3\]"):
+    with pytest.raises(
+        ModelError, match=r"input shape \[-1, 150, 150, 3\].*expected \[N, 112, 112, 3\]"
+    ):
         Embedder(spec)
 
 
@@ -136,7 +140,12 @@ def test_falls_back_to_tensorflow_lite(monkeypatch: pytest.MonkeyPatch) -> None:
     chips = np.stack([chip("astronaut"), chip("grace_hopper")])
     spec = EmbedderSpec.from_yaml(spec_path(MODEL_IDS[1]))
     expected = Embedder(spec).embed(chips)
-    for name in ("ai_edge_litert", "ai_edge_litert.interpreter", "tflite_runtime", "tflite_runtime.interpreter"):
+    for name in (
+        "ai_edge_litert",
+        "ai_edge_litert.interpreter",
+        "tflite_runtime",
+        "tflite_runtime.interpreter",
+    ):
         monkeypatch.setitem(sys.modules, name, None)  # makes `import name` raise ImportError
     embedder = Embedder(spec)
     assert type(embedder._interp).__module__.startswith("tensorflow")
@@ -164,7 +173,9 @@ def test_embeddings_are_unit_norm_float32(embedder: Embedder) -> None:
 
 
 def test_same_person_is_closer_than_different_people(embedder: Embedder) -> None:
-    a, a2, g = embedder.embed(np.stack([chip("astronaut"), transformed(chip("astronaut")), chip("grace_hopper")]))
+    a, a2, g = embedder.embed(
+        np.stack([chip("astronaut"), transformed(chip("astronaut")), chip("grace_hopper")])
+    )
     same, different = float(a @ a2), float(a @ g)
     assert same > different + 0.05, f"same {same:.3f} vs different {different:.3f}"
     assert same >= embedder.spec.threshold > different
@@ -177,7 +188,9 @@ def test_batch_equals_single_calls(embedder: Embedder) -> None:
     together = embedder.embed(batch)
     one_by_one = np.concatenate([embedder.embed(c[None]) for c in batch])
     np.testing.assert_allclose(together, one_by_one, atol=1e-5)
-    np.testing.assert_allclose(embedder.embed(batch[:2]), together[:2], atol=1e-5)  # batch size changes back
+    np.testing.assert_allclose(
+        embedder.embed(batch[:2]), together[:2], atol=1e-5
+    )  # batch size changes back
 
 
 def test_float_and_int8_agree() -> None:

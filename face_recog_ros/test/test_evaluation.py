@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from face_recog_ros.evaluation import identity_folders, verification_metrics
+from face_recog_ros.io.images import identity_folders
+from face_recog_ros.offline.evaluation import verification_metrics
 
 FACES_DEV = Path(__file__).resolve().parents[2] / ".." / "shared" / "faces-dev"
 
@@ -46,8 +47,8 @@ def test_identity_folders_skip_groups_and_underscore_folders(tmp_path):
 def test_lfw_subset_rank1_and_verification():
     from face_recog_ros.cli import main
     from face_recog_ros.config import RecognizerConfig
-    from face_recog_ros.evaluation import cosine_similarity, evaluate
-    from face_recog_ros.pipeline import FaceRecognizer
+    from face_recog_ros.offline.evaluation import cosine_similarity, evaluate
+    from face_recog_ros.core.recognizer import FaceRecognizer
 
     config = RecognizerConfig()
     config.gallery.path = ""
@@ -59,7 +60,9 @@ def test_lfw_subset_rank1_and_verification():
         except ValueError:
             return None
 
-    result = evaluate("ours", identity_folders(FACES_DEV / "lfw_subset_krasserm"), embed, cosine_similarity)
+    result = evaluate(
+        "ours", identity_folders(FACES_DEV / "lfw_subset_krasserm"), embed, cosine_similarity
+    )
     assert result.detection_rate >= 0.98
     assert result.rank1 >= 0.97
     assert result.verification_accuracy >= 0.97

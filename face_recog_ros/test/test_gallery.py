@@ -1,4 +1,6 @@
-"""Gallery store: names, samples, persistence, bad files and crash safety (real files, real kills)."""
+"""Gallery store: names, samples, persistence, bad files and crash safety (real files, real
+kills)."""
+
 from __future__ import annotations
 
 import json
@@ -15,19 +17,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from face_recog_ros.gallery import Gallery, InvalidName, NameTaken, UnknownPerson, validate_name
-from face_recog_ros.gallery_store import (
+from face_recog_ros.gallery.model import Gallery, NameTaken, UnknownPerson
+from face_recog_ros.gallery.names import InvalidName, validate_name
+from face_recog_ros.gallery.file_format import (
     FORMAT_VERSION,
     GalleryCorrupt,
     GalleryError,
     GalleryMismatch,
     GalleryNotRegular,
-    GalleryNotSaved,
-    GalleryStore,
     GalleryVersionError,
-    load_gallery,
-    save_gallery,
 )
+from face_recog_ros.gallery.store import GalleryNotSaved, GalleryStore, load_gallery, save_gallery
 
 DIM = 128
 SPACE = "test-model-v1"
@@ -59,9 +59,10 @@ def temp_files(path: Path) -> list[str]:
 # ---------------------------------------------------------------- name validation
 @pytest.mark.parametrize(
     "bad",
-    ["", "   ", "../x", "/etc/passwd", "a/b", "a\\b", "a\x00b", "\n", "a\nb", "tab\there", "bell\x07",
-     "x" * 65, ".", "..", " .. ", "unknown", "Unknown", " UNKNOWN ", "unknown_3", "Unknown_12", 42, None,
-     "alice\u200b", "\u202eevil", "a\u200db", "\ufeffbob", "a\u2066b\u2069", "\u2028"],
+    ["", "   ", "../x", "/etc/passwd", "a/b", "a\\b", "a\x00b", "\n", "a\nb", "tab\there",
+     "bell\x07", "x" * 65, ".", "..", " .. ", "unknown", "Unknown", " UNKNOWN ", "unknown_3",
+     "Unknown_12", 42, None, "alice\u200b", "\u202eevil", "a\u200db", "\ufeffbob",
+     "a\u2066b\u2069", "\u2028"],
 )
 def test_validate_name_rejects(bad: object) -> None:
     with pytest.raises(InvalidName) as err:
@@ -71,8 +72,9 @@ def test_validate_name_rejects(bad: object) -> None:
 
 
 def test_validate_name_messages_say_what_is_wrong() -> None:
-    cases = {"": "empty", "x" * 65: "64", "../x": "path", "a\x00b": "control", "unknown": "reserved",
-             "unknown_7": "reserved", "..": "not allowed", "alice\u200b": "U\\+200B .ZERO WIDTH SPACE",
+    cases = {"": "empty", "x" * 65: "64", "../x": "path", "a\x00b": "control",
+             "unknown": "reserved", "unknown_7": "reserved", "..": "not allowed",
+             "alice\u200b": "U\\+200B .ZERO WIDTH SPACE",
              "\u202eevil": "U\\+202E .RIGHT-TO-LEFT OVERRIDE"}
     for name, words in cases.items():
         with pytest.raises(InvalidName, match=words):
@@ -81,9 +83,18 @@ def test_validate_name_messages_say_what_is_wrong() -> None:
 
 @pytest.mark.parametrize(
     "good, canonical",
-    [("Alice", "Alice"), ("  Bob  ", "Bob"), ("x" * 64, "x" * 64), ("José", "José"),
-     ("Jose\u0301", "José"), ("Dr. Who", "Dr. Who"), ("...", "..."), ("unknown_person", "unknown_person"),
-     ("unknown_", "unknown_"), ("李小龙", "李小龙")],
+    [
+        ("Alice", "Alice"),
+        ("  Bob  ", "Bob"),
+        ("x" * 64, "x" * 64),
+        ("José", "José"),
+        ("Jose\u0301", "José"),
+        ("Dr. Who", "Dr. Who"),
+        ("...", "..."),
+        ("unknown_person", "unknown_person"),
+        ("unknown_", "unknown_"),
+        ("李小龙", "李小龙"),
+    ],
 )
 def test_validate_name_accepts(good: str, canonical: str) -> None:
     assert validate_name(good) == canonical
@@ -102,8 +113,9 @@ def test_add_counts_normalises_and_lists(rng: np.random.Generator) -> None:
     assert g.names() == ["Alice", "Bob"]
     assert "Alice" in g and " Alice" in g and "alice" not in g and "../x" not in g and 3 not in g
     np.testing.assert_allclose(np.linalg.norm(g.matrix(), axis=1), 1.0, atol=1e-6)
-    np.testing.assert_allclose(g.embeddings("Alice")[:2], raw / np.linalg.norm(raw, axis=1, keepdims=True),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        g.embeddings("Alice")[:2], raw / np.linalg.norm(raw, axis=1, keepdims=True), rtol=1e-6
+    )
     assert g.matrix().dtype == np.float32 and g.matrix().flags.c_contiguous
     assert g.owners().tolist() == [0, 0, 0, 1, 1, 1, 1]
     assert [(p.name, p.samples) for p in g.people()] == [("Alice", 3), ("Bob", 4)]
@@ -122,8 +134,15 @@ def test_add_overwrite_replaces_samples(rng: np.random.Generator) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [np.zeros((1, DIM)), np.full((1, DIM), np.nan), np.full((1, DIM), np.inf), np.ones((1, DIM + 1)),
-     np.ones((0, DIM)), np.ones((2, 2, DIM)), np.array([["a"] * DIM])],
+    [
+        np.zeros((1, DIM)),
+        np.full((1, DIM), np.nan),
+        np.full((1, DIM), np.inf),
+        np.ones((1, DIM + 1)),
+        np.ones((0, DIM)),
+        np.ones((2, 2, DIM)),
+        np.array([["a"] * DIM]),
+    ],
 )
 def test_add_rejects_bad_embeddings(bad: np.ndarray) -> None:
     g = Gallery(SPACE, DIM)
@@ -248,14 +267,22 @@ def _write_npz(path: Path, meta: dict | bytes, embeddings: np.ndarray | None = N
 
 
 def _meta(**overrides: object) -> dict:
-    meta = {"format": "face_recog_ros.gallery", "version": FORMAT_VERSION, "embedding_space": SPACE,
-            "dim": DIM, "created_at": "x", "updated_at": "x",
-            "people": [{"name": "Alice", "samples": 2, "enrolled_at": "x", "updated_at": "x"}]}
+    meta = {
+        "format": "face_recog_ros.gallery",
+        "version": FORMAT_VERSION,
+        "embedding_space": SPACE,
+        "dim": DIM,
+        "created_at": "x",
+        "updated_at": "x",
+        "people": [{"name": "Alice", "samples": 2, "enrolled_at": "x", "updated_at": "x"}],
+    }
     meta.update(overrides)
     return meta
 
 
-def _bad_files(tmp_path: Path, rng: np.random.Generator) -> dict[str, tuple[Path, type[GalleryError]]]:
+def _bad_files(
+    tmp_path: Path, rng: np.random.Generator
+) -> dict[str, tuple[Path, type[GalleryError]]]:
     """Each kind of unusable file and the error it must produce."""
     files: dict[str, tuple[Path, type[GalleryError]]] = {}
 
@@ -282,20 +309,29 @@ def _bad_files(tmp_path: Path, rng: np.random.Generator) -> dict[str, tuple[Path
     _write_npz(make("bad_json", GalleryCorrupt), b"{not json", two, np.zeros(2, np.int32))
     _write_npz(make("not_ours", GalleryCorrupt), {"format": "something-else", "version": 1}, two,
                np.zeros(2, np.int32))
-    _write_npz(make("owner_out_of_range", GalleryCorrupt), _meta(), two, np.array([0, 1], np.int32))
-    _write_npz(make("count_mismatch", GalleryCorrupt), _meta(), unit(rng, 3), np.zeros(3, np.int32))
+    _write_npz(
+        make("owner_out_of_range", GalleryCorrupt), _meta(), two, np.array([0, 1], np.int32)
+    )
+    _write_npz(
+        make("count_mismatch", GalleryCorrupt), _meta(), unit(rng, 3), np.zeros(3, np.int32)
+    )
     _write_npz(make("not_unit", GalleryCorrupt), _meta(), two * 3, np.zeros(2, np.int32))
     _write_npz(make("missing_arrays", GalleryCorrupt), _meta())
-    _write_npz(make("bad_name", GalleryCorrupt),
-               _meta(people=[{"name": "../x", "samples": 2, "enrolled_at": "x", "updated_at": "x"}]),
-               two, np.zeros(2, np.int32))
+    _write_npz(
+        make("bad_name", GalleryCorrupt),
+        _meta(people=[{"name": "../x", "samples": 2, "enrolled_at": "x", "updated_at": "x"}]),
+        two,
+        np.zeros(2, np.int32),
+    )
     other = Gallery("other-model-v2", DIM)
     other.add("Alice", unit(rng, 1))
     save_gallery(other, make("other_model", GalleryMismatch))
     other_dim = Gallery(SPACE, 512)
     other_dim.add("Alice", unit(rng, 1, 512))
     save_gallery(other_dim, make("other_dim", GalleryMismatch))
-    _write_npz(make("future_version", GalleryVersionError), _meta(version=FORMAT_VERSION + 1, dim="new"))
+    _write_npz(
+        make("future_version", GalleryVersionError), _meta(version=FORMAT_VERSION + 1, dim="new")
+    )
     return files
 
 
@@ -343,8 +379,12 @@ def test_move_aside_never_overwrites(tmp_path: Path) -> None:
 def test_open_removes_stale_temp_files(tmp_path: Path, rng: np.random.Generator) -> None:
     path = tmp_path / "g.npz"
     save_gallery(filled(rng), path)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     stale = tmp_path / f".g.npz.tmp-{int(dead.stdout)}-abcd1234"
     stale.write_bytes(b"partial")
     unrelated = tmp_path / ".other.npz.tmp-1-00000000"
@@ -402,8 +442,11 @@ def test_two_writers_keep_both_sides_changes(tmp_path: Path, rng: np.random.Gene
         assert g.snapshot().matrix.shape == on_disk.snapshot().matrix.shape
 
 
-def test_writers_apply_changes_to_one_person_in_order(tmp_path: Path, rng: np.random.Generator) -> None:
-    """Each commit takes in the file first (under the writers' lock), so changes never interleave."""
+def test_writers_apply_changes_to_one_person_in_order(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """Each commit takes in the file first (under the writers' lock), so changes never
+    interleave."""
     path = tmp_path / "shared.npz"
     a_store, b_store = GalleryStore(path), GalleryStore(path)
     a, _ = a_store.open(SPACE, DIM)
@@ -419,8 +462,10 @@ def test_writers_apply_changes_to_one_person_in_order(tmp_path: Path, rng: np.ra
 
 
 def test_merge_resolves_changes_made_on_both_sides(rng: np.random.Generator) -> None:
-    """What a reader with unsaved changes (or a filesystem without locks) meets: nothing acknowledged
-    is dropped. Enrolments of one name on both sides keep every sample; an enrolment beats a forget."""
+    """What a reader with unsaved changes (or a filesystem without locks) meets: nothing
+    acknowledged is dropped. Enrolments of one name on both sides keep every sample; an enrolment
+    beats a forget.
+    """
     base = filled(rng)
     theirs, ours = Gallery(SPACE, DIM), Gallery(SPACE, DIM)
     for g in (theirs, ours):
@@ -432,10 +477,14 @@ def test_merge_resolves_changes_made_on_both_sides(rng: np.random.Generator) -> 
     ours.add("Bob", unit(rng, 1))
     ours.remove("José")  # we forget José, they leave him alone
     theirs.add("Zoe", unit(rng, 1))  # they enrol someone new
-    assert ours.merge(revs, theirs.records(), created_at=theirs.created_at, updated_at=theirs.updated_at)
+    assert ours.merge(
+        revs, theirs.records(), created_at=theirs.created_at, updated_at=theirs.updated_at
+    )
     counts = {p.name: p.samples for p in ours.people()}
     assert counts == {"Alice": 6, "Bob": 2, "Zoe": 1}
-    assert not ours.merge(revs, ours.records(), created_at=ours.created_at, updated_at=ours.updated_at)
+    assert not ours.merge(
+        revs, ours.records(), created_at=ours.created_at, updated_at=ours.updated_at
+    )
 
 
 def test_failed_save_undoes_the_change(tmp_path: Path, rng: np.random.Generator) -> None:
@@ -481,8 +530,8 @@ _WRITER = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from face_recog_ros.gallery import Gallery
-    from face_recog_ros.gallery_store import save_gallery
+    from face_recog_ros.gallery.model import Gallery
+    from face_recog_ros.gallery.store import save_gallery
 
     path = sys.argv[1]
     while True:
@@ -506,11 +555,16 @@ def _expected_versions() -> np.ndarray:
 def test_sigkill_during_save_never_leaves_a_partial_file(tmp_path: Path) -> None:
     path = tmp_path / "gallery.npz"
     expected = _expected_versions()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")]),
+    )
     chooser = random.Random(20240601)
     kills_mid_save = 0
     for _ in range(30):
-        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE, env=env
+        )
         assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
         time.sleep(chooser.uniform(0.0, 0.25))
         os.kill(proc.pid, signal.SIGKILL)

@@ -36,7 +36,9 @@ class Graph:
         self.executor.add_node(self.a)
         self.executor.add_node(self.b)
 
-    def spin_until(self, done: Callable[[], bool], tick: Callable[[], None] = lambda: None) -> None:
+    def spin_until(
+        self, done: Callable[[], bool], tick: Callable[[], None] = lambda: None
+    ) -> None:
         deadline = time.monotonic() + TIMEOUT_S
         while not done():
             assert time.monotonic() < deadline, "timed out waiting on the ROS graph"
@@ -105,12 +107,23 @@ def test_face_array_crosses_nodes(graph: Graph) -> None:
 
 
 def test_face_event_constants_and_transport(graph: Graph) -> None:
-    assert (FaceEvent.APPEARED, FaceEvent.IDENTIFIED, FaceEvent.LABEL_CHANGED, FaceEvent.LEFT) == (0, 1, 2, 3)
+    assert (FaceEvent.APPEARED, FaceEvent.IDENTIFIED, FaceEvent.LABEL_CHANGED, FaceEvent.LEFT) == (
+        0,
+        1,
+        2,
+        3,
+    )
     topic = unique("face_events")
     received: list[FaceEvent] = []
     graph.b.create_subscription(FaceEvent, topic, received.append, 10)
     pub = graph.a.create_publisher(FaceEvent, topic, 10)
-    event = FaceEvent(type=FaceEvent.LABEL_CHANGED, track_id=7, label="grace", previous_label="unknown", similarity=0.7)
+    event = FaceEvent(
+        type=FaceEvent.LABEL_CHANGED,
+        track_id=7,
+        label="grace",
+        previous_label="unknown",
+        similarity=0.7,
+    )
     graph.spin_until(lambda: bool(received), tick=lambda: pub.publish(event))
     got = received[0]
     assert (got.type, got.track_id, got.label, got.previous_label) == (2, 7, "grace", "unknown")
@@ -158,7 +171,12 @@ def _check_list(res: ListFaces.Response) -> None:
 
 SERVICES = [
     (Enroll, _enroll, _enroll_request, _check_enroll),
-    (Forget, _forget, lambda: Forget.Request(name="ada"), lambda r: r.success and r.message == "forgot ada"),
+    (
+        Forget,
+        _forget,
+        lambda: Forget.Request(name="ada"),
+        lambda r: r.success and r.message == "forgot ada",
+    ),
     (
         Rename,
         _rename,
@@ -169,7 +187,9 @@ SERVICES = [
 ]
 
 
-@pytest.mark.parametrize("srv_type,handler,make_request,check", SERVICES, ids=lambda v: getattr(v, "__name__", ""))
+@pytest.mark.parametrize(
+    "srv_type,handler,make_request,check", SERVICES, ids=lambda v: getattr(v, "__name__", "")
+)
 def test_service_round_trip(graph: Graph, srv_type, handler, make_request, check) -> None:
     name = unique(srv_type.__name__.lower())
     server = graph.a.create_service(srv_type, name, handler)
@@ -191,7 +211,9 @@ def test_package_share_is_registered() -> None:
     source = Path(__file__).resolve().parents[1]
     assert (share / "package.xml").is_file()
     for folder in ("config", "launch", "models"):
-        if (source / folder).is_dir() and any((source / folder).iterdir()):  # git keeps no empty folder
+        if (source / folder).is_dir() and any(
+            (source / folder).iterdir()
+        ):  # git keeps no empty folder
             assert sorted(p.name for p in (share / folder).iterdir()) == sorted(
                 p.name for p in (source / folder).iterdir()
             ), folder

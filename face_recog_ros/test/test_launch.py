@@ -36,7 +36,8 @@ def call_name(node: ast.AST) -> str:
 
 
 def literal(node: ast.AST, constants: dict[str, object]) -> object:
-    """A value as text: constants, LaunchConfiguration('x') -> '$(var x)', ParameterValue(v) -> v."""
+    """A value as text: constants, LaunchConfiguration('x') -> '$(var x)', ParameterValue(v) ->
+    v."""
     if isinstance(node, ast.Constant):
         return node.value
     if isinstance(node, ast.Name) and node.id in constants:
@@ -48,7 +49,9 @@ def literal(node: ast.AST, constants: dict[str, object]) -> object:
     if isinstance(node, (ast.List, ast.Tuple)):
         return [literal(e, constants) for e in node.elts]
     if isinstance(node, ast.Dict):
-        return {literal(k, constants): literal(v, constants) for k, v in zip(node.keys, node.values)}
+        return {
+            literal(k, constants): literal(v, constants) for k, v in zip(node.keys, node.values)
+        }
     if isinstance(node, ast.Call) and call_name(node) == "items":  # {...}.items()
         return literal(node.func.value, constants)
     return ast.unparse(node)  # computed (e.g. a path join): kept as source text
@@ -79,10 +82,17 @@ def assigned_values(tree: ast.Module) -> dict[str, object]:
     from ament_index_python.packages import get_package_share_directory
     values: dict[str, object] = {}
     for n in ast.walk(tree):
-        if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name):
+        if (
+            isinstance(n, ast.Assign)
+            and len(n.targets) == 1
+            and isinstance(n.targets[0], ast.Name)
+        ):
             try:
-                values[n.targets[0].id] = eval(compile(ast.Expression(n.value), "<launch>", "eval"), {
-                    "os": os, "get_package_share_directory": get_package_share_directory}, dict(values))
+                values[n.targets[0].id] = eval(
+                    compile(ast.Expression(n.value), "<launch>", "eval"),
+                    {"os": os, "get_package_share_directory": get_package_share_directory},
+                    dict(values),
+                )
             except Exception:  # anything else (actions, substitutions) is not a plain value
                 pass
     return values
@@ -103,9 +113,16 @@ def parse_python(path: Path) -> Launch:
             env[call.args[0].value] = call.args[1].value
         elif name == "Node":
             values = {k: literal(v, constants) for k, v in kw.items()}
-            nodes.append(LaunchNode(values["package"], values["executable"], values.get("name", ""),
-                                    values.get("parameters", []), dict(values.get("remappings", [])),
-                                    values.get("arguments", [])))
+            nodes.append(
+                LaunchNode(
+                    values["package"],
+                    values["executable"],
+                    values.get("name", ""),
+                    values.get("parameters", []),
+                    dict(values.get("remappings", [])),
+                    values.get("arguments", []),
+                )
+            )
         elif name == "IncludeLaunchDescription":
             source = ast.unparse(call.args[0])
             included = re.findall(r"'([\w.]+\.launch\.\w+)'", source)
@@ -127,8 +144,10 @@ def parse_xml(path: Path) -> Launch:
                                 {r.get("from"): r.get("to") for r in n.findall("remap")},
                                 re.findall(r"\$\([^)]*\)|\S+", n.get("args", ""))))
     env = {e.get("name"): e.get("value") for e in root.findall("set_env")}
-    includes = [(Path(i.get("file")).name, {a.get("name"): a.get("value") for a in i.findall("arg")})
-                for i in root.findall("include")]
+    includes = [
+        (Path(i.get("file")).name, {a.get("name"): a.get("value") for a in i.findall("arg")})
+        for i in root.findall("include")
+    ]
     return Launch(arguments, nodes, env, includes, set(re.findall(r"\$\(var (\w+)\)", text)))
 
 
@@ -153,8 +172,14 @@ def merged_params(node: LaunchNode) -> dict:
 def declared_parameters(module: Path) -> set[str]:
     """Names passed to declare_parameter(...) in a node's source."""
     tree = ast.parse(module.read_text())
-    return {c.args[0].value for c in ast.walk(tree) if isinstance(c, ast.Call)
-            and call_name(c) == "declare_parameter" and c.args and isinstance(c.args[0], ast.Constant)}
+    return {
+        c.args[0].value
+        for c in ast.walk(tree)
+        if isinstance(c, ast.Call)
+        and call_name(c) == "declare_parameter"
+        and c.args
+        and isinstance(c.args[0], ast.Constant)
+    }
 
 
 BOTH = [(name, kind) for name in TWINS for kind in ("py", "xml")]
@@ -165,18 +190,30 @@ BOTH = [(name, kind) for name in TWINS for kind in ("py", "xml")]
 @pytest.mark.parametrize("name,kind", BOTH)
 def test_every_argument_used_is_declared_and_every_declared_one_used(name: str, kind: str) -> None:
     launch = load(name, kind)
-    assert launch.used <= set(launch.arguments), f"undeclared: {launch.used - set(launch.arguments)}"
-    assert set(launch.arguments) <= launch.used, f"declared but unused: {set(launch.arguments) - launch.used}"
+    assert launch.used <= set(
+        launch.arguments
+    ), f"undeclared: {launch.used - set(launch.arguments)}"
+    assert (
+        set(launch.arguments) <= launch.used
+    ), f"declared but unused: {set(launch.arguments) - launch.used}"
 
 
 @pytest.mark.parametrize("kind", ["py", "xml"])
 def test_recognition_launch_starts_the_node_with_params_file_and_remapping(kind: str) -> None:
     launch = load("face_recognition", kind)
-    assert set(launch.arguments) == {"image_topic", "namespace", "params_file", "use_compressed", "log_level"}
+    assert set(launch.arguments) == {
+        "image_topic",
+        "namespace",
+        "params_file",
+        "use_compressed",
+        "log_level",
+    }
     (node,) = launch.nodes
     assert (node.package, node.executable, node.name) == (PACKAGE, "face_recognition_node",
                                                           "face_recognition_node")
-    assert node.parameters[0] == "$(var params_file)"  # the file first: launch arguments override it
+    assert (
+        node.parameters[0] == "$(var params_file)"
+    )  # the file first: launch arguments override it
     assert merged_params(node) == {"use_compressed": "$(var use_compressed)"}
     assert node.remappings == {"image": "$(var image_topic)"}
     assert node.arguments == ["--ros-args", "--log-level", "$(var log_level)"]
@@ -192,7 +229,9 @@ def test_webcam_launch_wires_the_camera_to_the_recognition_launch(kind: str) -> 
     (camera,) = launch.nodes
     assert (camera.package, camera.executable) == (PACKAGE, "camera_publisher")
     camera_params = merged_params(camera)
-    assert camera_params == {k: f"$(var {k})" for k in ("device", "width", "height", "fps", "frame_id")}
+    assert camera_params == {
+        k: f"$(var {k})" for k in ("device", "width", "height", "fps", "frame_id")
+    }
     assert set(camera_params) <= declared_parameters(PKG / PACKAGE / "ros" / "camera_publisher.py")
     ((included, args),) = launch.includes
     assert included == f"face_recognition.launch.{kind}"  # the twin in the same format
@@ -208,7 +247,8 @@ def test_python_and_xml_twins_declare_the_same_arguments_and_defaults(name: str)
     py, xml = load(name, "py"), load(name, "xml")
     assert py.arguments.keys() == xml.arguments.keys()
     for arg, default in py.arguments.items():
-        # The Python default was evaluated (get_package_share_directory); XML's is $(find-pkg-share).
+        # The Python default was evaluated (get_package_share_directory); XML's is $(find-pkg-
+        # share).
         assert xml.arguments[arg].replace(f"$(find-pkg-share {PACKAGE})", share()) == default, arg
     assert [(n.package, n.executable, n.name) for n in py.nodes] == [
         (n.package, n.executable, n.name) for n in xml.nodes]
@@ -239,7 +279,9 @@ def test_default_params_file_and_included_launch_files_are_in_the_installed_shar
 
 @pytest.mark.parametrize("name,kind", BOTH)
 def test_launch_system_loads_the_description(name: str, kind: str) -> None:
-    launch = pytest.importorskip("launch", reason="the launch package is installed with ROS 2 only")
+    launch = pytest.importorskip(
+        "launch", reason="the launch package is installed with ROS 2 only"
+    )
     pytest.importorskip("launch_ros")
     from launch.launch_description_sources import AnyLaunchDescriptionSource
 

@@ -1,4 +1,6 @@
-"""Open-set matching: per-identity scores, threshold/unknown, margin, one-face-per-person assignment."""
+"""Open-set matching: per-identity scores, threshold/unknown, margin, one-face-per-person
+assignment."""
+
 from __future__ import annotations
 
 import itertools
@@ -6,8 +8,13 @@ import itertools
 import numpy as np
 import pytest
 
-from face_recog_ros.gallery import Gallery
-from face_recog_ros.matching import NO_COMPETITOR_SIMILARITY, Match, identity_similarities, match
+from face_recog_ros.gallery.model import Gallery
+from face_recog_ros.core.matching import (
+    NO_COMPETITOR_SIMILARITY,
+    Match,
+    identity_similarities,
+    match,
+)
 from face_recog_ros.types import UNKNOWN
 
 DIM = 128
@@ -46,7 +53,9 @@ def test_identity_similarities_equal_naive_loop(people: int, max_samples: int) -
     rng = np.random.default_rng(people * 10 + max_samples)
     g = random_gallery(rng, people, max_samples)
     queries = unit(rng, 9)
-    naive = np.array([[max(float(q @ s) for s in g.embeddings(name)) for name in g.names()] for q in queries])
+    naive = np.array(
+        [[max(float(q @ s) for s in g.embeddings(name)) for name in g.names()] for q in queries]
+    )
     fast = identity_similarities(queries, g)
     assert fast.shape == (9, people) and fast.dtype == np.float32
     np.testing.assert_allclose(fast, naive, atol=1e-5)
@@ -71,7 +80,9 @@ def test_threshold_unknown_and_margin_constructed() -> None:
     g = Gallery(SPACE, DIM)
     g.add("A", basis(0))
     g.add("B", np.stack([basis(1), basis(2)]))  # best of B's samples counts
-    faces = np.stack([with_cosines(0.9, 0.3, 0.1), with_cosines(0.2, 0.1, 0.6), with_cosines(0.45, 0.4)])
+    faces = np.stack(
+        [with_cosines(0.9, 0.3, 0.1), with_cosines(0.2, 0.1, 0.6), with_cosines(0.45, 0.4)]
+    )
     m = match(faces, g, threshold=0.5)
     assert m[0] == Match("A", pytest.approx(0.9), "A", pytest.approx(0.6), 0)
     assert m[1] == Match("B", pytest.approx(0.6), "B", pytest.approx(0.4), 1)
@@ -83,7 +94,9 @@ def test_threshold_unknown_and_margin_constructed() -> None:
 
 def test_single_identity_margin_and_empty_gallery() -> None:
     g = Gallery(SPACE, DIM)
-    assert match(unit(np.random.default_rng(0), 3), g, 0.0) == [Match(UNKNOWN, 0.0, "", 0.0, -1)] * 3
+    assert (
+        match(unit(np.random.default_rng(0), 3), g, 0.0) == [Match(UNKNOWN, 0.0, "", 0.0, -1)] * 3
+    )
     assert match(unit(np.random.default_rng(0), 3), g, 0.0, each_once=True)[0].label == UNKNOWN
     assert identity_similarities(unit(np.random.default_rng(0), 3), g).shape == (3, 0)
     g.add("A", basis(0))

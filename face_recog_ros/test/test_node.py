@@ -32,10 +32,10 @@ from std_msgs.msg import Header
 
 from face_recog_interfaces.msg import FaceArray, FaceEvent
 from face_recog_interfaces.srv import Enroll, Forget, ListFaces, Rename
-from face_recog_ros import samples
+from face_recog_ros.io import samples
 from face_recog_ros.ros.conversion import rgb_to_image
 from face_recog_ros.ros.node import FaceRecognitionNode
-from face_recog_ros.stream import EnrollState
+from face_recog_ros.tracking.stream import EnrollState
 
 TIMEOUT_S = 15.0
 EILEEN, GRACE = samples.PEOPLE["astronaut"], samples.PEOPLE["grace_hopper"]
@@ -43,7 +43,9 @@ NODE = "/face_recognition_node"
 MULTI = "/multi/face_recognition_node"
 
 
-def wait_until(done: Callable[[], Any], timeout: float = TIMEOUT_S, what: str = "the ROS graph") -> Any:
+def wait_until(
+    done: Callable[[], Any], timeout: float = TIMEOUT_S, what: str = "the ROS graph"
+) -> Any:
     deadline = time.monotonic() + timeout
     while not (result := done()):
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -61,10 +63,15 @@ class Graph:
             Parameter("gallery.path", value=str(tmp / "main" / "gallery.npz")),
             Parameter("diagnostics_period", value=0.3),
             Parameter("enroll_timeout", value=20.0)])
-        self.multi = FaceRecognitionNode(context=self.context, namespace="multi", parameter_overrides=[
-            Parameter("gallery.path", value=str(tmp / "multi" / "gallery.npz")),
-            Parameter("image_topics", value=["cam_a", "cam_b"]),
-            Parameter("use_compressed", value=True)])
+        self.multi = FaceRecognitionNode(
+            context=self.context,
+            namespace="multi",
+            parameter_overrides=[
+                Parameter("gallery.path", value=str(tmp / "multi" / "gallery.npz")),
+                Parameter("image_topics", value=["cam_a", "cam_b"]),
+                Parameter("use_compressed", value=True),
+            ],
+        )
         self.probe = Node(f"probe_{uuid.uuid4().hex[:8]}", context=self.context)
         self.executor = MultiThreadedExecutor(num_threads=6, context=self.context)
         for node in (self.main, self.multi, self.probe):
@@ -103,7 +110,8 @@ class Graph:
 
     def feed(self, frames: list[np.ndarray], until: Callable[[], Any], *, topic: str = "image",
              compressed: bool = False, period: float = 1 / 30) -> Any:
-        """Publish frames at ~30 Hz (cycling through them) until `until()` holds; returns its value."""
+        """Publish frames at ~30 Hz (cycling through them) until `until()` holds; returns its
+        value."""
         pub = self.publisher(CompressedImage if compressed else Image, topic)
         deadline = time.monotonic() + TIMEOUT_S
         i = 0
@@ -127,22 +135,30 @@ class Graph:
 
     # --- services ---------------------------------------------------------------------
     def call(self, srv_type: type, name: str, request: Any, timeout: float = TIMEOUT_S) -> Any:
-        return wait_until(self.call_async(srv_type, name, request).result, timeout, f"{name} to answer")
+        return wait_until(
+            self.call_async(srv_type, name, request).result, timeout, f"{name} to answer"
+        )
 
     def call_async(self, srv_type: type, name: str, request: Any) -> Any:
         client = self.probe.create_client(srv_type, name)
         assert client.wait_for_service(timeout_sec=TIMEOUT_S), name
         return client.call_async(request)
 
-    def enroll(self, name: str, rgb: np.ndarray | None = None, node: str = NODE, **fields: Any) -> Any:
+    def enroll(
+        self, name: str, rgb: np.ndarray | None = None, node: str = NODE, **fields: Any
+    ) -> Any:
         image = rgb_to_image(np.ascontiguousarray(rgb)) if rgb is not None else Image()
-        return self.call(Enroll, f"{node}/enroll", Enroll.Request(name=name, image=image, **fields))
+        return self.call(
+            Enroll, f"{node}/enroll", Enroll.Request(name=name, image=image, **fields)
+        )
 
     def forget(self, name: str, node: str = NODE) -> Any:
         return self.call(Forget, f"{node}/forget", Forget.Request(name=name))
 
     def rename(self, old: str, new: str, merge: bool = False, node: str = NODE) -> Any:
-        return self.call(Rename, f"{node}/rename", Rename.Request(old_name=old, new_name=new, merge=merge))
+        return self.call(
+            Rename, f"{node}/rename", Rename.Request(old_name=old, new_name=new, merge=merge)
+        )
 
     def people(self, node: str = NODE) -> Any:
         return self.call(ListFaces, f"{node}/list_faces", ListFaces.Request())
@@ -151,10 +167,14 @@ class Graph:
         return list(self.people(node).names)
 
 
-def frame_msg(rgb: np.ndarray, header: Header, compressed: bool = False) -> Image | CompressedImage:
+def frame_msg(
+    rgb: np.ndarray, header: Header, compressed: bool = False
+) -> Image | CompressedImage:
     if not compressed:
         return rgb_to_image(rgb, header)
-    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    ok, jpeg = cv2.imencode(
+        ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]
+    )
     assert ok
     return CompressedImage(header=header, format="jpeg", data=jpeg.tobytes())
 
@@ -192,21 +212,29 @@ def latest_with_faces(received: list[FaceArray]) -> FaceArray | None:
 
 def test_faces_carry_the_image_header_and_name_after_enrolment(graph, faces, events, enrolled):
     frame = samples.scene(1)  # the astronaut, centred
-    graph.feed([frame], until=lambda: (m := latest_with_faces(faces)) and m.faces[0].label == EILEEN)
+    graph.feed(
+        [frame], until=lambda: (m := latest_with_faces(faces)) and m.faces[0].label == EILEEN
+    )
     msg = latest_with_faces(faces)
     assert msg.header.frame_id == "camera_optical"
-    assert msg.header.stamp.sec >= 1000 and msg.header.stamp.nanosec % 33_333_333 == 0  # our stamps
+    assert (
+        msg.header.stamp.sec >= 1000 and msg.header.stamp.nanosec % 33_333_333 == 0
+    )  # our stamps
     face = msg.faces[0]
     assert face.track_id >= 1 and face.rejected == "" and len(face.keypoints) == 6
     assert face.similarity > 0.9 and face.candidate == EILEEN and face.detection_score > 0.5
     assert 150 < face.x_min + face.width / 2 < 490 and face.width > 100
     assert len(face.embedding) == 0  # publish_embeddings is off
     # Events: each change once per track, in order.
-    wait_until(lambda: any(e.type == FaceEvent.IDENTIFIED and e.track_id == face.track_id for e in events))
+    wait_until(
+        lambda: any(e.type == FaceEvent.IDENTIFIED and e.track_id == face.track_id for e in events)
+    )
     kinds = [e.type for e in events if e.track_id == face.track_id]
     assert kinds.count(FaceEvent.APPEARED) == 1 and kinds.count(FaceEvent.IDENTIFIED) == 1
     assert kinds.index(FaceEvent.APPEARED) < kinds.index(FaceEvent.IDENTIFIED)
-    identified = next(e for e in events if e.type == FaceEvent.IDENTIFIED and e.track_id == face.track_id)
+    identified = next(
+        e for e in events if e.type == FaceEvent.IDENTIFIED and e.track_id == face.track_id
+    )
     assert identified.label == EILEEN and identified.header.frame_id == "camera_optical"
 
 
@@ -219,9 +247,16 @@ def test_annotated_image_only_while_subscribed(graph, enrolled):
     annotated = graph.collect(Image, f"{NODE}/image_annotated")
     graph.feed([frame], until=lambda: annotated)
     msg = annotated[-1]
-    assert (msg.width, msg.height, msg.encoding, msg.header.frame_id) == (640, 480, "bgr8", "camera_optical")
+    assert (msg.width, msg.height, msg.encoding, msg.header.frame_id) == (
+        640,
+        480,
+        "bgr8",
+        "camera_optical",
+    )
     drawn = np.frombuffer(msg.data, np.uint8).reshape(480, 640, 3)
-    assert not np.array_equal(cv2.cvtColor(drawn, cv2.COLOR_BGR2RGB), frame)  # boxes and names drawn
+    assert not np.array_equal(
+        cv2.cvtColor(drawn, cv2.COLOR_BGR2RGB), frame
+    )  # boxes and names drawn
     assert stats.totals["annotated"] >= 1
 
 
@@ -232,7 +267,10 @@ def test_diagnostics_report_rates_latencies_and_counters(graph, enrolled):
         for msg in reversed(diagnostics):
             for status in msg.status:
                 values = {v.key: float(v.value) for v in status.values}
-                if status.name == "face_recognition_node: image" and values["processed_rate_hz"] > 0:
+                if (
+                    status.name == "face_recognition_node: image"
+                    and values["processed_rate_hz"] > 0
+                ):
                     return status, values
         return None
 
@@ -315,19 +353,31 @@ def grace_walking(frames: int = 240) -> list[np.ndarray]:
 
 
 def test_live_enrolment_from_the_stream_refuses_a_second_one(graph, faces, enrolled):
-    # Synthetic frames differ less than real ones: accept samples a little more alike (runtime change).
+    # Synthetic frames differ less than real ones: accept samples a little more alike (runtime
+    # change).
     change = graph.main.set_parameters([Parameter("tracking.enroll_max_similarity", value=0.99)])
     assert change[0].successful
-    live = graph.call_async(Enroll, f"{NODE}/enroll", Enroll.Request(name="Grace live", num_samples=3))
+    live = graph.call_async(
+        Enroll, f"{NODE}/enroll", Enroll.Request(name="Grace live", num_samples=3)
+    )
     stream = graph.main.cameras[0].stream
-    wait_until(lambda: stream.enrollment_status().state == EnrollState.WAITING, what="the enrolment to start")
+    wait_until(
+        lambda: stream.enrollment_status().state == EnrollState.WAITING,
+        what="the enrolment to start",
+    )
     second = graph.enroll("Other", samples.photo("grace_hopper"))
     assert not second.success and "in progress" in second.message
     # Frames keep coming while the service waits; it answers when the samples are in.
     response = graph.feed(grace_walking(), until=lambda: live.done() and live.result())
     assert response.success, response.message
-    assert (response.samples_added, response.total_samples) == (3, 3) and "3 of 3" in response.message
-    graph.feed(grace_walking()[-10:], until=lambda: latest_with_faces(faces).faces[0].label == "Grace live")
+    assert (response.samples_added, response.total_samples) == (
+        3,
+        3,
+    ) and "3 of 3" in response.message
+    graph.feed(
+        grace_walking()[-10:],
+        until=lambda: latest_with_faces(faces).faces[0].label == "Grace live",
+    )
 
 
 def test_live_enrolment_gives_up_without_frames(graph, enrolled):
@@ -355,7 +405,12 @@ def set_remote(params: AsyncParameterClient, name: str, value: Any) -> Any:
 
 
 def test_every_option_is_declared_and_described(graph, params):
-    names = ["recognition.threshold", "tracking.detect_interval", "embedder.model", "process_every_n"]
+    names = [
+        "recognition.threshold",
+        "tracking.detect_interval",
+        "embedder.model",
+        "process_every_n",
+    ]
     described = wait_until(params.describe_parameters(names).result).descriptors
     threshold, interval, model, every_n = described
     assert "similarity" in threshold.description.lower()
@@ -371,7 +426,10 @@ def test_every_option_is_declared_and_described(graph, params):
 def test_runtime_change_is_applied(graph, faces, params, enrolled):
     assert set_remote(params, "recognition.min_eye_distance", 500.0).successful
     try:
-        graph.feed([samples.scene(1)], until=lambda: (m := latest_with_faces(faces)) and m.faces[0].rejected)
+        graph.feed(
+            [samples.scene(1)],
+            until=lambda: (m := latest_with_faces(faces)) and m.faces[0].rejected,
+        )
         assert latest_with_faces(faces).faces[0].rejected.startswith("too small")
     finally:
         assert set_remote(params, "recognition.min_eye_distance", 12.0).successful
@@ -450,8 +508,13 @@ def test_bad_images_are_counted_and_the_node_keeps_working(graph, faces, enrolle
 def test_blank_frames_are_flagged_and_processed(graph, faces, value):
     stats = graph.main.cameras[0].stats
     before, processed = stats.errors["blank_frame"], stats.totals["processed"]
-    graph.feed([np.full((480, 640, 3), value, np.uint8)], until=lambda: stats.errors["blank_frame"] > before)
-    wait_until(lambda: stats.totals["processed"] > processed, what="the blank frame to be processed")
+    graph.feed(
+        [np.full((480, 640, 3), value, np.uint8)],
+        until=lambda: stats.errors["blank_frame"] > before,
+    )
+    wait_until(
+        lambda: stats.totals["processed"] > processed, what="the blank frame to be processed"
+    )
 
 
 # --- several cameras, compressed input ----------------------------------------------------
@@ -461,7 +524,9 @@ def test_two_compressed_cameras_have_their_own_outputs_and_track_ids(graph):
     b = graph.collect(FaceArray, f"{MULTI}/cam_b/faces")
     frame = samples.scene(1)
     for topic, received in (("/multi/cam_a/compressed", a), ("/multi/cam_b/compressed", b)):
-        graph.feed([frame], until=lambda: latest_with_faces(received), topic=topic, compressed=True)
+        graph.feed(
+            [frame], until=lambda: latest_with_faces(received), topic=topic, compressed=True
+        )
     ids_a = {f.track_id for m in a for f in m.faces}
     ids_b = {f.track_id for m in b for f in m.faces}
     assert ids_a == {1} and ids_b == {1}  # each camera's tracker numbers its own faces
@@ -471,7 +536,9 @@ def test_two_compressed_cameras_have_their_own_outputs_and_track_ids(graph):
 
 def test_a_returning_stranger_is_enrolled_by_renaming_its_cluster(graph):
     received = graph.collect(FaceArray, f"{MULTI}/cam_b/faces")
-    assert graph.multi.set_parameters([Parameter("tracking.cluster_unknowns", value=True)])[0].successful
+    assert graph.multi.set_parameters([Parameter("tracking.cluster_unknowns", value=True)])[
+        0
+    ].successful
     topic = "/multi/cam_b/compressed"
     graph.feed([samples.scene(1)], until=lambda: (m := latest_with_faces(received))
                and m.faces[0].label.startswith("unknown_"), topic=topic, compressed=True)
@@ -481,11 +548,17 @@ def test_a_returning_stranger_is_enrolled_by_renaming_its_cluster(graph):
     assert not refused.success and "merge" in refused.message
     promoted = graph.rename(cluster, "Stranger", node=MULTI)
     assert promoted.success and promoted.message.startswith(f"enrolled {cluster} as 'Stranger'")
-    graph.feed([samples.scene(1)], until=lambda: latest_with_faces(received).faces[0].label == "Stranger",
-               topic=topic, compressed=True)
+    graph.feed(
+        [samples.scene(1)],
+        until=lambda: latest_with_faces(received).faces[0].label == "Stranger",
+        topic=topic,
+        compressed=True,
+    )
 
 
-HUGE_PNG_HEADER = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR" + struct.pack(">II", 100_000, 100_000) + bytes(20)
+HUGE_PNG_HEADER = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR" + struct.pack(">II", 100_000, 100_000) + bytes(20)
+)
 
 
 @pytest.mark.parametrize("data,fmt,cause", [
@@ -501,8 +574,12 @@ def test_corrupt_compressed_images_are_counted(graph, data, fmt, cause):
     graph.publish_until(CompressedImage(header=graph.next_header(), format=fmt, data=data),
                         lambda: stats.errors[cause] > before, "/multi/cam_a/compressed")
     received = graph.collect(FaceArray, f"{MULTI}/cam_a/faces")
-    graph.feed([samples.scene(1)], until=lambda: latest_with_faces(received), topic="/multi/cam_a/compressed",
-               compressed=True)
+    graph.feed(
+        [samples.scene(1)],
+        until=lambda: latest_with_faces(received),
+        topic="/multi/cam_a/compressed",
+        compressed=True,
+    )
 
 
 # --- a gallery shared with other processes ---------------------------------------------------

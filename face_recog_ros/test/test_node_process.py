@@ -1,4 +1,6 @@
-"""The installed `face_recognition_node` executable: params file, remapping, clean exit, bad parameters."""
+"""The installed `face_recognition_node` executable: params file, remapping, clean exit, bad
+parameters."""
+
 from __future__ import annotations
 
 import os
@@ -20,10 +22,13 @@ from rclpy.parameter_client import AsyncParameterClient
 from face_recog_interfaces.srv import ListFaces
 
 TIMEOUT_S = 30.0
-EXECUTABLE = shutil.which("face_recognition_node", path=f"{Path(sys.executable).parent}{os.pathsep}"
-                                                       f"{os.environ.get('PATH', '')}")
-pytestmark = pytest.mark.skipif(EXECUTABLE is None, reason="face_recognition_node is not installed "
-                                "(./setup.sh install)")
+EXECUTABLE = shutil.which(
+    "face_recognition_node",
+    path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+)
+pytestmark = pytest.mark.skipif(
+    EXECUTABLE is None, reason="face_recognition_node is not installed (./setup.sh install)"
+)
 
 
 class Probe:
@@ -48,9 +53,13 @@ class Probe:
 def start(params: str, tmp_path: Path, domain: int, *extra: str) -> subprocess.Popen:
     params_file = tmp_path / "params.yaml"
     params_file.write_text(params.replace("GALLERY", str(tmp_path / "gallery.npz")))
-    return subprocess.Popen([EXECUTABLE, "--ros-args", "--params-file", str(params_file), *extra],
-                            env=dict(os.environ, ROS_DOMAIN_ID=str(domain)), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [EXECUTABLE, "--ros-args", "--params-file", str(params_file), *extra],
+        env=dict(os.environ, ROS_DOMAIN_ID=str(domain)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 @pytest.fixture
@@ -77,8 +86,11 @@ def test_params_file_remapping_and_clean_shutdown(tmp_path, domain):
         assert listed.success and list(listed.names) == []
         parameters = AsyncParameterClient(probe.node, "/robot/face_recognition_node")
         assert parameters.wait_for_services(timeout_sec=TIMEOUT_S)
-        values = probe.wait(parameters.get_parameters(
-            ["recognition.threshold", "detector.min_score", "use_compressed", "image_topics"])).values
+        values = probe.wait(
+            parameters.get_parameters(
+                ["recognition.threshold", "detector.min_score", "use_compressed", "image_topics"]
+            )
+        ).values
         # From the file; the rest from the package's config/face_recognition.yaml.
         assert values[0].double_value == 0.9 and values[1].double_value == 0.5
         assert values[2].bool_value and list(values[3].string_array_value) == ["image"]

@@ -1,8 +1,10 @@
-"""`face-recog group-photo`, `lookalike`, `cluster` / `enroll-cluster` and `map` with the real models.
+"""`face-recog group-photo`, `lookalike`, `cluster` / `enroll-cluster` and `map` with the real
+models.
 
-Photos are composed from the two public-domain heads (samples.py) into tmp_path; the
+Photos are composed from the two public-domain heads (io/samples.py) into tmp_path; the
 faces-dev check at the end runs only where that folder exists and never copies from it.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,16 +14,21 @@ import cv2
 import numpy as np
 import pytest
 
-from face_recog_ros import samples
+from face_recog_ros.io import samples
 from face_recog_ros.cli import main
-from face_recog_ros.clustering import cluster_embeddings, collect_faces, score_clusters
+from face_recog_ros.offline.clustering import cluster_embeddings, collect_faces, score_clusters
 from face_recog_ros.config import RecognizerConfig
-from face_recog_ros.pipeline import FaceRecognizer
+from face_recog_ros.core.recognizer import FaceRecognizer
 
 EILEEN, GRACE = samples.PEOPLE["astronaut"], samples.PEOPLE["grace_hopper"]
 FACES_DEV = Path(__file__).resolve().parents[2] / ".." / "shared" / "faces-dev"
 # (head height, light gain, mirrored, centre x): variants one person's photos are taken in.
-VARIANTS = [(200, 1.0, False, 320), (240, 1.1, False, 380), (220, 0.9, True, 300), (180, 1.0, True, 350)]
+VARIANTS = [
+    (200, 1.0, False, 320),
+    (240, 1.1, False, 380),
+    (220, 0.9, True, 300),
+    (180, 1.0, True, 350),
+]
 
 
 def write(path: Path, rgb: np.ndarray) -> str:
@@ -89,7 +96,22 @@ def test_lookalike_ranks_the_enrolled_people(tmp_path, gallery, people, capsys):
     assert [r["name"] for r in ranked] == [GRACE, EILEEN]
     assert ranked[0]["similarity"] > ranked[1]["similarity"]
     out = tmp_path / "lookalike.png"
-    assert main(["lookalike", photo, "--top", "5", "--out", str(out), "--photos", str(people), *gallery]) == 0
+    assert (
+        main(
+            [
+                "lookalike",
+                photo,
+                "--top",
+                "5",
+                "--out",
+                str(out),
+                "--photos",
+                str(people),
+                *gallery,
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert printed.index(GRACE) < printed.index(EILEEN) and "same person" in printed
     picture = cv2.imread(str(out))
@@ -132,7 +154,10 @@ def test_cluster_groups_an_album_by_person_and_a_cluster_can_be_enrolled(tmp_pat
     assert "2 clusters for 2 identities, purity 100.0%, inverse purity 100.0%" in printed
     folders = sorted(p.name for p in out.iterdir() if p.is_dir())
     assert folders == ["cluster_1", "cluster_2"]
-    assert sorted(len(list((out / f).iterdir())) for f in folders) == [5, 5]  # each person's 4 + the group's
+    assert sorted(len(list((out / f).iterdir())) for f in folders) == [
+        5,
+        5,
+    ]  # each person's 4 + the group's
     html = (out / "index.html").read_text()
     assert html.count("<img") == 10 and "group/both.jpg" in html
     # Enrol cluster_1 without re-detection, after removing one thumbnail the user judged wrong.
@@ -183,12 +208,14 @@ def test_clustering_real_photos_is_pure(source):
     config.gallery.path = ""
     recognizer = FaceRecognizer(config)
     collection = collect_faces(recognizer, root, progress=False)
-    score = score_clusters(collection, cluster_embeddings(collection.embeddings, recognizer.threshold))
+    score = score_clusters(
+        collection, cluster_embeddings(collection.embeddings, recognizer.threshold)
+    )
     assert score.purity >= 0.95 and score.inverse_purity >= 0.9
     assert score.identities <= score.clusters <= score.identities + 3
 
 
-# --- map ---------------------------------------------------------------------------------------------
+# --- map------------------------------------------------------------------------------------------
 
 def test_map_of_a_folder_and_of_a_gallery(tmp_path, album, gallery, capsys):
     out = tmp_path / "map.png"

@@ -14,10 +14,10 @@ import cv2
 import numpy as np
 import pytest
 
-from face_recog_ros import samples
+from face_recog_ros.io import samples
 from conftest import count_frames
 from face_recog_ros.cli import main
-from face_recog_ros.video import find_ffmpeg, has_audio
+from face_recog_ros.io.video import find_ffmpeg, has_audio
 
 EILEEN, GRACE = samples.PEOPLE["astronaut"], samples.PEOPLE["grace_hopper"]
 FPS = 30.0
@@ -33,22 +33,50 @@ def write_clip(path, frames, fps: float = FPS) -> str:
 
 @pytest.fixture(scope="module")
 def walk_clip(tmp_path_factory) -> str:
-    """90 frames of the default walk-through: the astronaut all along, Grace Hopper from frame 30."""
-    return write_clip(tmp_path_factory.mktemp("clip") / "walk.mp4", samples.sequence(90, dropped=range(0)))
+    """90 frames of the default walk-through: the astronaut all along, Grace Hopper from frame
+    30."""
+    return write_clip(
+        tmp_path_factory.mktemp("clip") / "walk.mp4", samples.sequence(90, dropped=range(0))
+    )
 
 
-def test_label_video_writes_every_frame_and_a_detections_file_naming_the_people(tmp_path, gallery, walk_clip,
-                                                                              capsys):
+def test_label_video_writes_every_frame_and_a_detections_file_naming_the_people(
+    tmp_path, gallery, walk_clip, capsys
+):
     out, detections = tmp_path / "labelled.mp4", tmp_path / "faces.csv"
-    assert main(["label-video", walk_clip, str(out), "--detections", str(detections), "--no-progress",
-                 *gallery]) == 0
+    assert (
+        main(
+            [
+                "label-video",
+                walk_clip,
+                str(out),
+                "--detections",
+                str(detections),
+                "--no-progress",
+                *gallery,
+            ]
+        )
+        == 0
+    )
     assert count_frames(out) == count_frames(walk_clip) == 90
     rows = list(csv.DictReader(detections.open()))
-    assert list(rows[0]) == ["frame", "time", "track_id", "label", "similarity", "x1", "y1", "x2", "y2"]
+    assert list(rows[0]) == [
+        "frame",
+        "time",
+        "track_id",
+        "label",
+        "similarity",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+    ]
     labels = {r["label"] for r in rows}
     assert {EILEEN, GRACE} <= labels
     eileen = [r for r in rows if r["label"] == EILEEN]
-    assert abs(float(eileen[0]["time"]) - int(eileen[0]["frame"]) / FPS) < 1e-3  # the container's times
+    assert (
+        abs(float(eileen[0]["time"]) - int(eileen[0]["frame"]) / FPS) < 1e-3
+    )  # the container's times
     assert len({r["track_id"] for r in eileen}) == 1  # one track all along
     printed = capsys.readouterr().out
     assert f"wrote {out}" in printed and "90 frames" in printed
@@ -56,8 +84,20 @@ def test_label_video_writes_every_frame_and_a_detections_file_naming_the_people(
 
 def test_label_video_json_detections(tmp_path, gallery, walk_clip):
     detections = tmp_path / "faces.json"
-    assert main(["label-video", walk_clip, str(tmp_path / "out.avi"), "--detections", str(detections),
-                 "--no-progress", *gallery]) == 0
+    assert (
+        main(
+            [
+                "label-video",
+                walk_clip,
+                str(tmp_path / "out.avi"),
+                "--detections",
+                str(detections),
+                "--no-progress",
+                *gallery,
+            ]
+        )
+        == 0
+    )
     rows = json.loads(detections.read_text())
     assert {"frame", "time", "track_id", "label", "similarity", "box"} == set(rows[0])
     assert len(rows[0]["box"]) == 4
@@ -65,9 +105,13 @@ def test_label_video_json_detections(tmp_path, gallery, walk_clip):
     assert count_frames(tmp_path / "out.avi") == 90
 
 
-def test_without_ffmpeg_the_output_is_said_to_be_silent(tmp_path, gallery, walk_clip, monkeypatch, capsys):
+def test_without_ffmpeg_the_output_is_said_to_be_silent(
+    tmp_path, gallery, walk_clip, monkeypatch, capsys
+):
     monkeypatch.setenv("PATH", str(tmp_path))  # no ffmpeg there
-    assert main(["label-video", walk_clip, str(tmp_path / "out.mp4"), "--no-progress", *gallery]) == 0
+    assert (
+        main(["label-video", walk_clip, str(tmp_path / "out.mp4"), "--no-progress", *gallery]) == 0
+    )
     assert "SILENT" in capsys.readouterr().out
     assert count_frames(tmp_path / "out.mp4") == 90
 
@@ -98,11 +142,17 @@ def grace_path(i: int):
 
 
 def test_screen_time_matches_the_known_visible_durations(tmp_path, gallery, capsys):
-    cast = (samples.Appearance("astronaut", astronaut_path), samples.Appearance("grace_hopper", grace_path))
+    cast = (
+        samples.Appearance("astronaut", astronaut_path),
+        samples.Appearance("grace_hopper", grace_path),
+    )
     frames = list(samples.sequence(200, cast=cast, occluded={}, dropped=range(0)))
     clip = write_clip(tmp_path / "scenes.mp4", frames)
     chart = tmp_path / "chart.png"
-    assert main(["screen-time", clip, "--json", "--chart", str(chart), "--no-progress", *gallery]) == 0
+    assert (
+        main(["screen-time", clip, "--json", "--chart", str(chart), "--no-progress", *gallery])
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     people = {p["label"]: p for p in report["people"]}
     assert set(people) == {EILEEN, GRACE}
@@ -117,7 +167,10 @@ def test_screen_time_matches_the_known_visible_durations(tmp_path, gallery, caps
 
 
 def test_screen_time_groups_strangers_into_unknown_clusters(tmp_path, walk_clip, capsys):
-    assert main(["screen-time", walk_clip, "--no-progress", "--gallery", str(tmp_path / "empty.npz")]) == 0
+    assert (
+        main(["screen-time", walk_clip, "--no-progress", "--gallery", str(tmp_path / "empty.npz")])
+        == 0
+    )
     table = capsys.readouterr().out
     assert "unknown_1" in table and "unknown_2" in table  # two strangers told apart, no enrolment
 
@@ -143,7 +196,18 @@ def test_bad_outputs_give_clear_errors_and_leave_no_files(tmp_path, gallery, wal
     assert main(["label-video", walk_clip, str(tmp_path / "out.mp4"), "--detections",
                  str(tmp_path / "faces.txt"), *gallery]) == 2
     assert ".csv or .json" in capsys.readouterr().err
-    assert main(["screen-time", walk_clip, "--chart", str(tmp_path / "nowhere" / "chart.png"), *gallery]) == 2
+    assert (
+        main(
+            [
+                "screen-time",
+                walk_clip,
+                "--chart",
+                str(tmp_path / "nowhere" / "chart.png"),
+                *gallery,
+            ]
+        )
+        == 2
+    )
     assert "does not exist" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
@@ -161,3 +225,43 @@ def test_a_missing_video_exits_2_without_a_traceback(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 2
     assert "error: cannot open video" in done.stderr and "Traceback" not in done.stderr
+
+
+# --- the stream's enrolment from the command line-------------------------------------------------
+
+def test_enroll_video_enrols_the_face_of_a_clip(tmp_path, walk_clip, capsys):
+    gallery = ["--gallery", str(tmp_path / "g.npz")]
+    assert main(["enroll-video", EILEEN, walk_clip, "--samples", "3", *gallery]) == 0
+    assert f"enrolled {EILEEN}: 3 samples, 3 in total (3 of 3 samples" in capsys.readouterr().out
+    assert main(["list", *gallery]) == 0
+    assert EILEEN in capsys.readouterr().out
+    assert (
+        main(["enroll-video", GRACE, walk_clip, "--samples", "50", *gallery]) == 1
+    )  # not enough frames
+    assert "the video ended first; nothing was enrolled" in capsys.readouterr().err
+
+
+def test_label_video_enrols_a_stranger_by_its_unknown_label(tmp_path, walk_clip, capsys):
+    gallery = ["--gallery", str(tmp_path / "g.npz")]
+    out = str(tmp_path / "out.mp4")
+    assert (
+        main(
+            [
+                "label-video",
+                walk_clip,
+                out,
+                "--no-progress",
+                "--enroll-unknown",
+                f"unknown_2={GRACE}",
+                *gallery,
+            ]
+        )
+        == 0
+    )
+    assert f"enrolled unknown_2 as {GRACE}:" in capsys.readouterr().out
+    assert main(["label-video", walk_clip, out, "--no-progress", *gallery]) == 0  # named now
+    assert GRACE in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # argparse: not an unknown_<n> label
+        main(
+            ["label-video", walk_clip, out, "--no-progress", "--enroll-unknown", "bob=x", *gallery]
+        )

@@ -5,11 +5,12 @@ import cv2
 import numpy as np
 import pytest
 
-from face_recog_ros import samples
+from face_recog_ros.io import samples
 from face_recog_ros.config import RecognizerConfig
-from face_recog_ros.gallery import Gallery
-from face_recog_ros.gallery_store import GalleryMismatch, load_gallery, save_gallery
-from face_recog_ros.pipeline import EnrollError, FaceRecognizer
+from face_recog_ros.gallery.model import Gallery
+from face_recog_ros.gallery.file_format import GalleryMismatch
+from face_recog_ros.gallery.store import load_gallery, save_gallery
+from face_recog_ros.core.recognizer import EnrollError, FaceRecognizer
 from face_recog_ros.types import UNKNOWN
 
 EILEEN, GRACE = samples.PEOPLE["astronaut"], samples.PEOPLE["grace_hopper"]
@@ -63,12 +64,13 @@ def test_unenrolled_person_is_unknown_but_keeps_the_best_candidate():
 
 def test_five_faces_are_all_named_and_timed(enrolled):
     frame = samples.scene(5)
-    faces = enrolled.process(frame)
+    recognition = enrolled.recognize(frame)
+    faces = recognition.faces
     assert len(faces) == 5
     assert sorted(f.label for f in faces) == sorted([EILEEN, GRACE, EILEEN, GRACE, EILEEN])
     for stage in ("detect", "align", "embed", "match", "total"):
-        assert enrolled.timings[stage] >= 0
-    assert enrolled.timings["embedded"] == 5
+        assert recognition.timings[stage] >= 0
+    assert recognition.embedded == 5
     for face in faces:  # boxes are in frame pixels and contain their keypoints
         x1, y1, x2, y2 = face.detection.box
         kx, ky = face.detection.keypoints[:4].T
@@ -113,7 +115,9 @@ def test_enroll_reports_which_images_gave_no_face():
     blank = np.zeros((200, 200, 3), np.uint8)
     with pytest.raises(EnrollError, match="no face found"):
         recognizer.enroll(EILEEN, [blank])
-    result = recognizer.enroll(EILEEN, [blank, samples.photo("astronaut")], labels=["blank.png", "a.png"])
+    result = recognizer.enroll(
+        EILEEN, [blank, samples.photo("astronaut")], labels=["blank.png", "a.png"]
+    )
     assert result.added == 1 and result.total == 1
     assert result.skipped == ["blank.png: no face found"]
 

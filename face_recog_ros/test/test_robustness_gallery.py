@@ -9,11 +9,9 @@ from __future__ import annotations
 import copy
 import io
 import json
-import resource
 import time
 import tracemalloc
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from face_recog_ros.gallery import Gallery, validate_name
-from face_recog_ros.gallery_store import (FORMAT_VERSION, GalleryCorrupt, GalleryError, GalleryStore,
-                                          load_gallery, save_gallery)
+from face_recog_ros.gallery.model import Gallery
+from face_recog_ros.gallery.names import validate_name
+from face_recog_ros.gallery.file_format import FORMAT_VERSION, GalleryCorrupt, GalleryError
+from face_recog_ros.gallery.store import GalleryStore, load_gallery, save_gallery
 
 SPACE = "fuzz-model"
 DIM = 8
@@ -60,14 +59,6 @@ def good_parts(good_bytes: bytes) -> dict[str, np.ndarray]:
         return {k: npz[k] for k in npz.files}
 
 
-@pytest.fixture
-def rss_guard() -> Iterator[None]:
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    yield
-    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    assert grown_mb < MAX_RSS_GROWTH_MB, f"peak RSS grew by {grown_mb:.0f} MB while loading small files"
-
-
 def npy(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
@@ -91,7 +82,9 @@ def archive(members: dict[str, bytes] | list[tuple[str, bytes]],
     return buf.getvalue()
 
 
-def gallery_file(meta: dict | bytes, embeddings: np.ndarray, owners: np.ndarray, **extra: bytes) -> bytes:
+def gallery_file(
+    meta: dict | bytes, embeddings: np.ndarray, owners: np.ndarray, **extra: bytes
+) -> bytes:
     raw = meta if isinstance(meta, bytes) else json.dumps(meta).encode()
     members = {"meta.npy": npy(np.frombuffer(raw, np.uint8)), "embeddings.npy": npy(embeddings),
                "owners.npy": npy(owners)}
@@ -110,7 +103,9 @@ def load_bytes(workdir: Path, data: bytes) -> Gallery | None:
     try:
         gallery = load_gallery(path, SPACE, DIM)
     except (GalleryError, OSError) as err:
-        assert str(path) in str(err) or isinstance(err, OSError), f"error does not name the file: {err}"
+        assert str(path) in str(err) or isinstance(
+            err, OSError
+        ), f"error does not name the file: {err}"
         gallery = None
     assert time.monotonic() - start < LOAD_TIME_LIMIT_S
     if gallery is not None:
@@ -122,8 +117,12 @@ def check_consistent(gallery: Gallery) -> None:
     """What a loaded gallery must satisfy however odd the file was."""
     snap = gallery.snapshot()
     assert snap.matrix.dtype == np.float32 and snap.matrix.shape == (len(snap.owners), DIM)
-    np.testing.assert_allclose(np.linalg.norm(snap.matrix.astype(np.float64), axis=1), 1.0, atol=2e-3)
-    counts = np.bincount(snap.owners, minlength=len(snap.names)) if snap.owners.size else np.zeros(0)
+    np.testing.assert_allclose(
+        np.linalg.norm(snap.matrix.astype(np.float64), axis=1), 1.0, atol=2e-3
+    )
+    counts = (
+        np.bincount(snap.owners, minlength=len(snap.names)) if snap.owners.size else np.zeros(0)
+    )
     for name, info, count in zip(snap.names, gallery.people(), counts, strict=True):
         assert validate_name(name) == name and info.samples == count >= 1
 
@@ -142,10 +141,20 @@ def test_every_truncation_is_refused(workdir: Path, good_bytes: bytes) -> None:
 
 
 @FUZZ
-@given(flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 7)), min_size=1, max_size=8),
-       compressed=st.booleans())
-def test_bit_flips(workdir: Path, good_bytes: bytes, good_parts: dict[str, np.ndarray], rss_guard: None,
-                   flips: list[tuple[float, int]], compressed: bool) -> None:
+@given(
+    flips=st.lists(
+        st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 7)), min_size=1, max_size=8
+    ),
+    compressed=st.booleans(),
+)
+def test_bit_flips(
+    workdir: Path,
+    good_bytes: bytes,
+    good_parts: dict[str, np.ndarray],
+    rss_guard: None,
+    flips: list[tuple[float, int]],
+    compressed: bool,
+) -> None:
     """Bit flips anywhere, in the file as saved and in a deflate-compressed copy (corrupt
     compressed streams raise zlib errors inside zipfile, which must not escape)."""
     base = good_bytes
@@ -154,31 +163,63 @@ def test_bit_flips(workdir: Path, good_bytes: bytes, good_parts: dict[str, np.nd
     data = bytearray(base)
     for where, bit in flips:
         data[int(where * len(data))] ^= 1 << bit
-    load_bytes(workdir, bytes(data))  # CRCs catch most flips; the rest must still load consistently
+    load_bytes(
+        workdir, bytes(data)
+    )  # CRCs catch most flips; the rest must still load consistently
 
 
 # ----------------------------------------------------------------- members
 @pytest.mark.filterwarnings("ignore:Duplicate name")
-def test_swapped_missing_and_foreign_members(workdir: Path, good_parts: dict[str, np.ndarray]) -> None:
+def test_swapped_missing_and_foreign_members(
+    workdir: Path, good_parts: dict[str, np.ndarray]
+) -> None:
     meta, emb, own = (npy(good_parts[k]) for k in ("meta", "embeddings", "owners"))
     raw_json = good_parts["meta"].tobytes()
     refused = {
-        "embeddings and owners swapped": {"meta.npy": meta, "embeddings.npy": own, "owners.npy": emb},
-        "meta and embeddings swapped": {"meta.npy": emb, "embeddings.npy": meta, "owners.npy": own},
-        "meta as raw JSON, not .npy": {"meta.npy": raw_json, "embeddings.npy": emb, "owners.npy": own},
-        "embeddings not .npy": {"meta.npy": meta, "embeddings.npy": b"\x00" * 200, "owners.npy": own},
+        "embeddings and owners swapped": {
+            "meta.npy": meta,
+            "embeddings.npy": own,
+            "owners.npy": emb,
+        },
+        "meta and embeddings swapped": {
+            "meta.npy": emb,
+            "embeddings.npy": meta,
+            "owners.npy": own,
+        },
+        "meta as raw JSON, not .npy": {
+            "meta.npy": raw_json,
+            "embeddings.npy": emb,
+            "owners.npy": own,
+        },
+        "embeddings not .npy": {
+            "meta.npy": meta,
+            "embeddings.npy": b"\x00" * 200,
+            "owners.npy": own,
+        },
         "no meta": {"embeddings.npy": emb, "owners.npy": own},
         "no embeddings": {"meta.npy": meta, "owners.npy": own},
         "no owners": {"meta.npy": meta, "embeddings.npy": emb},
         "empty archive": {},
-        "owners as float": {"meta.npy": meta, "embeddings.npy": emb,
-                            "owners.npy": npy(good_parts["owners"].astype(np.float32))},
-        "embeddings as float64": {"meta.npy": meta, "owners.npy": own,
-                                  "embeddings.npy": npy(good_parts["embeddings"].astype(np.float64))},
-        "embeddings 3-D": {"meta.npy": meta, "owners.npy": own,
-                           "embeddings.npy": npy(good_parts["embeddings"][None])},
-        "owners pickled": {"meta.npy": meta, "embeddings.npy": emb,
-                           "owners.npy": npy_header((6,), "|O", b"\x80\x04N.")},
+        "owners as float": {
+            "meta.npy": meta,
+            "embeddings.npy": emb,
+            "owners.npy": npy(good_parts["owners"].astype(np.float32)),
+        },
+        "embeddings as float64": {
+            "meta.npy": meta,
+            "owners.npy": own,
+            "embeddings.npy": npy(good_parts["embeddings"].astype(np.float64)),
+        },
+        "embeddings 3-D": {
+            "meta.npy": meta,
+            "owners.npy": own,
+            "embeddings.npy": npy(good_parts["embeddings"][None]),
+        },
+        "owners pickled": {
+            "meta.npy": meta,
+            "embeddings.npy": emb,
+            "owners.npy": npy_header((6,), "|O", b"\x80\x04N."),
+        },
     }
     for label, members in refused.items():
         assert load_bytes(workdir, archive(members)) is None, label
@@ -207,11 +248,17 @@ def test_inconsistent_owners(workdir: Path, good_parts: dict[str, np.ndarray], o
 # ----------------------------------------------------------------- metadata
 SMALL = st.integers(-3, 10)  # near the real counts, indices and versions
 JSON = st.one_of(
-    SMALL, st.lists(SMALL, max_size=3), st.sampled_from(["Alice", "Bob", "../x", "unknown", ""]),
+    SMALL,
+    st.lists(SMALL, max_size=3),
+    st.sampled_from(["Alice", "Bob", "../x", "unknown", ""]),
     st.recursive(
-        st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=80),
-        lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children,
-                                                                          max_size=4),
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**70), 2**70)
+        | st.floats()
+        | st.text(max_size=80),
+        lambda children: st.lists(children, max_size=4)
+        | st.dictionaries(st.text(max_size=10), children, max_size=4),
         max_leaves=12,
     ),
 )
@@ -220,8 +267,15 @@ PERSON_KEYS = ["name", "samples", "enrolled_at", "updated_at"]
 
 
 @FUZZ
-@given(edits=st.lists(st.tuples(st.integers(-1, 2), st.sampled_from(TOP_KEYS + PERSON_KEYS), st.booleans(), JSON),
-                      min_size=1, max_size=4))
+@given(
+    edits=st.lists(
+        st.tuples(
+            st.integers(-1, 2), st.sampled_from(TOP_KEYS + PERSON_KEYS), st.booleans(), JSON
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_metadata_mutations(workdir: Path, good_parts: dict[str, np.ndarray], rss_guard: None,
                             edits: list[tuple[int, str, bool, object]]) -> None:
     """Keys deleted or replaced by any JSON value: wrong types, huge or negative numbers,
@@ -235,7 +289,20 @@ def test_metadata_mutations(workdir: Path, good_parts: dict[str, np.ndarray], rs
             target.pop(key, None)
         else:
             target[key] = copy.deepcopy(value)
-    load_bytes(workdir, gallery_file(json.dumps(meta).encode(), good_parts["embeddings"], good_parts["owners"]))
+    load_bytes(
+        workdir,
+        gallery_file(json.dumps(meta).encode(), good_parts["embeddings"], good_parts["owners"]),
+    )
+
+
+def alice_meta(people_entries: list[dict]) -> bytes:
+    """Metadata of a gallery of SPACE/DIM whose people are ``people_entries``."""
+    return json.dumps({"format": "face_recog_ros.gallery", "version": FORMAT_VERSION,
+                       "embedding_space": SPACE, "dim": DIM, "people": people_entries}).encode()
+
+
+def alice(samples: object) -> dict:
+    return {"name": "Alice", "samples": samples, "enrolled_at": 0, "updated_at": 0}
 
 
 @pytest.mark.parametrize("meta", [
@@ -243,19 +310,16 @@ def test_metadata_mutations(workdir: Path, good_parts: dict[str, np.ndarray], rs
     b'{"format": "face_recog_ros.gallery", "version": 1e999}',
     b'{"format": "face_recog_ros.gallery", "version": NaN}',
     b"\xff\xfe\x00not utf-8",
-    json.dumps({"format": "face_recog_ros.gallery", "version": FORMAT_VERSION, "embedding_space": SPACE,
-                "dim": DIM, "people": [{"name": "Alice", "samples": -2, "enrolled_at": 0, "updated_at": 0}]
-                * 2}).encode(),
-    json.dumps({"format": "face_recog_ros.gallery", "version": FORMAT_VERSION, "embedding_space": SPACE,
-                "dim": DIM, "people": [{"name": "Alice", "samples": 10**30, "enrolled_at": 0,
-                                        "updated_at": 0}]}).encode(),
-    *(json.dumps({"format": "face_recog_ros.gallery", "version": FORMAT_VERSION, "embedding_space": SPACE,
-                  "dim": DIM, "people": [{"name": "Alice", "samples": samples, "enrolled_at": 0, "updated_at": 0}]
-                  }).encode() for samples in ([], [6], [1, 5], "6", 6.0)),
-], ids=["deep_nesting", "huge_version", "nan_version", "not_utf8", "negative_duplicate", "huge_count",
-        "count_empty_list", "count_list", "count_two_list", "count_string", "count_float"])
+    alice_meta([alice(-2)] * 2),
+    alice_meta([alice(10**30)]),
+    *(alice_meta([alice(samples)]) for samples in ([], [6], [1, 5], "6", 6.0)),
+], ids=["deep_nesting", "huge_version", "nan_version", "not_utf8", "negative_duplicate",
+        "huge_count", "count_empty_list", "count_list", "count_two_list", "count_string",
+        "count_float"])
 def test_hostile_metadata(workdir: Path, good_parts: dict[str, np.ndarray], meta: bytes) -> None:
-    one_person = np.zeros(len(good_parts["owners"]), np.int32)  # every row Alice's, as the metadata says
+    one_person = np.zeros(
+        len(good_parts["owners"]), np.int32
+    )  # every row Alice's, as the metadata says
     assert load_bytes(workdir, gallery_file(meta, good_parts["embeddings"], one_person)) is None
 
 
@@ -268,8 +332,9 @@ def test_hostile_metadata(workdir: Path, good_parts: dict[str, np.ndarray], meta
     ("owners.npy", npy_header((10**12,), descr="<i8")),
     ("meta.npy", npy_header((10**12,), descr="|u1")),
 ], ids=["1e12_rows", "2^60_elements", "1e6_rows_64_bytes", "huge_itemsize", "owners", "meta"])
-def test_huge_header_refused_before_allocating(workdir: Path, good_parts: dict[str, np.ndarray], member: str,
-                                              payload: bytes) -> None:
+def test_huge_header_refused_before_allocating(
+    workdir: Path, good_parts: dict[str, np.ndarray], member: str, payload: bytes
+) -> None:
     members = {f"{k}.npy": npy(v) for k, v in good_parts.items()}
     members[member] = payload
     tracemalloc.start()
@@ -278,10 +343,14 @@ def test_huge_header_refused_before_allocating(workdir: Path, good_parts: dict[s
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < 8 * 2**20, f"refusing a {len(payload)}-byte member allocated {peak / 2**20:.0f} MiB"
+    assert (
+        peak < 8 * 2**20
+    ), f"refusing a {len(payload)}-byte member allocated {peak / 2**20:.0f} MiB"
 
 
-def test_decompression_bomb_refused_before_inflating(workdir: Path, good_parts: dict[str, np.ndarray]) -> None:
+def test_decompression_bomb_refused_before_inflating(
+    workdir: Path, good_parts: dict[str, np.ndarray]
+) -> None:
     """256 MiB of zeros deflate to ~250 KiB; the declared size must be refused, not inflated."""
     members = {f"{k}.npy": npy(v) for k, v in good_parts.items()}
     members["embeddings.npy"] = npy_header((2**23, DIM)) + bytes(2**28)
@@ -300,11 +369,19 @@ def test_decompression_bomb_refused_before_inflating(workdir: Path, good_parts: 
 
 
 # ----------------------------------------------------------------- open() moves bad files aside
-@settings(max_examples=60, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(cut=st.floats(0, 1, exclude_max=True), flips=st.lists(st.floats(0, 1, exclude_max=True), max_size=3))
-def test_open_moves_refused_files_aside_unchanged(tmp_path_factory: pytest.TempPathFactory, good_bytes: bytes,
-                                                  cut: float, flips: list[float]) -> None:
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    cut=st.floats(0, 1, exclude_max=True),
+    flips=st.lists(st.floats(0, 1, exclude_max=True), max_size=3),
+)
+def test_open_moves_refused_files_aside_unchanged(
+    tmp_path_factory: pytest.TempPathFactory, good_bytes: bytes, cut: float, flips: list[float]
+) -> None:
     data = bytearray(good_bytes[: max(1, int(cut * len(good_bytes)))])
     for where in flips:
         data[int(where * len(data))] ^= 0x10

@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from face_recog_ros import FaceRecognizer, RecognizerConfig
-from face_recog_ros.detection import DetectorOptions, FaceDetector
-from face_recog_ros.gallery import Gallery
-from face_recog_ros.gallery_store import save_gallery
-from face_recog_ros.runtime import ModelError, models_dir
+from face_recog_ros.core.detection import DetectorOptions, FaceDetector
+from face_recog_ros.gallery.model import Gallery
+from face_recog_ros.gallery.store import save_gallery
+from face_recog_ros.core.runtime import ModelError, models_dir
 
 SPEC = "dlib_resnet_v1_int8"
 MODELS = models_dir()
@@ -72,7 +72,8 @@ MODEL_FILES = {
     "truncated_header": lambda m: m[:100],
     "empty": lambda m: b"",
     "random_bytes": lambda m: np.random.default_rng(3).bytes(200_000),
-    "text_file": lambda m: b"version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 5724840\n",
+    "text_file": lambda m: b"version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize "
+                           b"5724840\n",
     "bit_flips_in_header": lambda m: bytes([b ^ 0xFF for b in m[:64]]) + m[64:],
 }
 
@@ -98,20 +99,26 @@ def test_embedder_model_is_a_directory(tmp_path: Path) -> None:
 def test_detector_model_given_as_embedder(tmp_path: Path) -> None:
     detector = (MODELS / "face_detection_short_range.tflite").read_bytes()
     spec, model = write_case(tmp_path, model=detector)
-    expect_one_clear_error(spec, model, "expected an embedding model with 1 input and 1 output", str(spec))
+    expect_one_clear_error(
+        spec, model, "expected an embedding model with 1 input and 1 output", str(spec)
+    )
 
 
 @pytest.mark.parametrize("change, words", [
     ({"output_dim": 64}, "expected [N, 64]"),
     ({"input_size": [112, 112]}, "expected [N, 112, 112, 3]"),
 ], ids=["output_dim_64", "input_size_112"])
-def test_model_shapes_disagree_with_spec(tmp_path: Path, embedder_bytes: bytes, change: dict, words: str) -> None:
+def test_model_shapes_disagree_with_spec(
+    tmp_path: Path, embedder_bytes: bytes, change: dict, words: str
+) -> None:
     spec, model = write_case(tmp_path, model=embedder_bytes, set_=change)
     expect_one_clear_error(spec, model, words, str(spec), "does not match spec")
 
 
 # ------------------------------------------------------------------ spec YAMLs
-@pytest.mark.parametrize("key", ["id", "file", "input_size", "mean", "std", "output_dim", "threshold"])
+@pytest.mark.parametrize(
+    "key", ["id", "file", "input_size", "mean", "std", "output_dim", "threshold"]
+)
 def test_spec_missing_key(tmp_path: Path, embedder_bytes: bytes, key: str) -> None:
     spec, _ = write_case(tmp_path, model=embedder_bytes, drop=(key,))
     expect_one_clear_error(spec, spec, f"missing required key '{key}'")
@@ -143,14 +150,23 @@ BAD_VALUES = [
     ({"metric": "l2"}, "metric must be one of"),
     ({"template": [1, 2]}, "template must map keypoint names"),
     ({"template": {"right_eye": [1, 2]}}, "lacks keypoint 'left_eye'"),
-    ({"template": {k: "x" for k in ("right_eye", "left_eye", "nose_tip", "mouth_center")}}, "could not convert"),
-    ({"template": {k: [1, 2, 3] for k in ("right_eye", "left_eye", "nose_tip", "mouth_center")}},
-     "four finite [x, y] pairs"),
+    (
+        {"template": {k: "x" for k in ("right_eye", "left_eye", "nose_tip", "mouth_center")}},
+        "could not convert",
+    ),
+    (
+        {
+            "template": {
+                k: [1, 2, 3] for k in ("right_eye", "left_eye", "nose_tip", "mouth_center")
+            }
+        },
+        "four finite [x, y] pairs",
+    ),
 ]
 
 
-@pytest.mark.parametrize("change, words", BAD_VALUES, ids=[f"{next(iter(c))}-{i}" for i, (c, _) in
-                                                          enumerate(BAD_VALUES)])
+@pytest.mark.parametrize("change, words", BAD_VALUES,
+                         ids=[f"{next(iter(c))}-{i}" for i, (c, _) in enumerate(BAD_VALUES)])
 def test_spec_bad_values(tmp_path: Path, embedder_bytes: bytes, change: dict, words: str) -> None:
     spec, _ = write_case(tmp_path, model=embedder_bytes, set_=change)
     err = expect_one_clear_error(spec, spec, words)
@@ -170,14 +186,18 @@ def test_spec_not_a_spec(tmp_path: Path, raw: str, words: str) -> None:
 
 def test_spec_file_missing(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.yaml"
-    assert isinstance(expect_one_clear_error(missing, missing, "embedder spec not found"), ModelError)
+    assert isinstance(
+        expect_one_clear_error(missing, missing, "embedder spec not found"), ModelError
+    )
 
 
 # ------------------------------------------------------------------ detector models
 @pytest.mark.parametrize("label", MODEL_FILES)
 def test_corrupt_detector_model(tmp_path: Path, label: str) -> None:
     model = tmp_path / "detector.tflite"
-    model.write_bytes(MODEL_FILES[label]((MODELS / "face_detection_short_range.tflite").read_bytes()))
+    model.write_bytes(
+        MODEL_FILES[label]((MODELS / "face_detection_short_range.tflite").read_bytes())
+    )
     with pytest.raises(ModelError, match="cannot load TFLite model") as info:
         FaceDetector(DetectorOptions(model_path=model))
     assert str(model) in str(info.value)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import stat
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,8 +20,9 @@ import pytest
 from conftest import load_tool
 
 from face_recog_interfaces.srv import ListFaces
-from face_recog_ros.gallery import Gallery
-from face_recog_ros.gallery_store import FORMAT_VERSION, load_gallery, save_gallery
+from face_recog_ros.gallery.model import Gallery
+from face_recog_ros.gallery.file_format import FORMAT_VERSION
+from face_recog_ros.gallery.store import load_gallery, save_gallery
 
 KILLS = 10
 
@@ -60,7 +60,9 @@ def temp_files(path: Path) -> list[str]:
 class Enroller:
     """Enrols a new name after another from a thread, recording what the node acknowledged."""
 
-    def __init__(self, client, prefix: str, acknowledged: dict[str, int], attempted: set[str]) -> None:
+    def __init__(
+        self, client, prefix: str, acknowledged: dict[str, int], attempted: set[str]
+    ) -> None:
         self.client, self.prefix = client, prefix
         self.acknowledged, self.attempted = acknowledged, attempted
         self.stop = threading.Event()
@@ -92,7 +94,9 @@ class Enroller:
         assert not self.thread.is_alive()
 
 
-def test_sigkill_while_enrolling_never_loses_or_breaks_the_gallery(tmp_path: Path, client, domain: int) -> None:
+def test_sigkill_while_enrolling_never_loses_or_breaks_the_gallery(
+    tmp_path: Path, client, domain: int
+) -> None:
     gallery = tmp_path / "state" / "gallery.npz"
     acknowledged: dict[str, int] = {}
     attempted: set[str] = set()
@@ -109,7 +113,9 @@ def test_sigkill_while_enrolling_never_loses_or_breaks_the_gallery(tmp_path: Pat
             assert temp_files(gallery) == [] if gallery.parent.exists() else True
             enroller = Enroller(client, f"r{round_}", acknowledged, attempted)
             deadline = time.monotonic() + 20
-            while enroller.answered < 2 and time.monotonic() < deadline:  # at least one save per round
+            while (
+                enroller.answered < 2 and time.monotonic() < deadline
+            ):  # at least one save per round
                 time.sleep(0.01)
             time.sleep(chooser.uniform(0.0, 0.6))
             node.kill()
@@ -120,7 +126,9 @@ def test_sigkill_while_enrolling_never_loses_or_breaks_the_gallery(tmp_path: Pat
         assert stat.S_IMODE(gallery.stat().st_mode) == 0o600
         assert stat.S_IMODE(gallery.parent.stat().st_mode) == 0o700
         stored = on_disk(gallery)
-        assert acknowledged.items() <= stored.items(), "an acknowledged enrolment is missing from the file"
+        assert (
+            acknowledged.items() <= stored.items()
+        ), "an acknowledged enrolment is missing from the file"
         assert set(stored) <= attempted and all(n == 1 for n in stored.values())
         leftovers = temp_files(gallery)
         assert len(leftovers) <= 1, leftovers  # at most the save that was in flight
@@ -135,8 +143,11 @@ def test_sigkill_while_enrolling_never_loses_or_breaks_the_gallery(tmp_path: Pat
         assert "could not be used" not in node.log()
     finally:
         node.stop()
-    print(f"{len(acknowledged)} enrolments acknowledged over {KILLS} kills; {kills_with_temp} kills left a "
-          "temp file (mid-save)")
+    print(
+        f"{len(acknowledged)} enrolments acknowledged over {KILLS} kills; {kills_with_temp} kills "
+        "left a "
+        "temp file (mid-save)"
+    )
 
 
 def _corrupt(path: Path) -> str:
@@ -157,16 +168,23 @@ def _newer(path: Path) -> str:
     save_gallery(future, path)
     with np.load(path) as npz:
         arrays = {k: npz[k] for k in npz.files}
-    meta = arrays["meta"].tobytes().replace(b'"version": 1', f'"version": {FORMAT_VERSION + 1}'.encode())
+    meta = (
+        arrays["meta"]
+        .tobytes()
+        .replace(b'"version": 1', f'"version": {FORMAT_VERSION + 1}'.encode())
+    )
     arrays["meta"] = np.frombuffer(meta, np.uint8)
     with open(path, "wb") as f:
         np.savez(f, **arrays)
     return "upgrade face_recog_ros"
 
 
-@pytest.mark.parametrize("make_bad", [_corrupt, _foreign, _newer], ids=["corrupt", "foreign_model", "newer_format"])
-def test_unusable_gallery_at_start_up_is_moved_aside_not_overwritten(tmp_path: Path, client, domain: int,
-                                                                     make_bad) -> None:
+@pytest.mark.parametrize(
+    "make_bad", [_corrupt, _foreign, _newer], ids=["corrupt", "foreign_model", "newer_format"]
+)
+def test_unusable_gallery_at_start_up_is_moved_aside_not_overwritten(
+    tmp_path: Path, client, domain: int, make_bad
+) -> None:
     gallery = tmp_path / "gallery.npz"
     reason = make_bad(gallery)
     before = gallery.read_bytes()
@@ -176,7 +194,9 @@ def test_unusable_gallery_at_start_up_is_moved_aside_not_overwritten(tmp_path: P
         (aside,) = tmp_path.glob("gallery.npz.bad-*")
         log = node.log()
         line = next(line for line in log.splitlines() if "could not be used" in line)
-        assert "WARN" in line and str(gallery) in line and str(aside) in line and reason in line, line
+        assert (
+            "WARN" in line and str(gallery) in line and str(aside) in line and reason in line
+        ), line
         assert aside.read_bytes() == before
         assert listed(client) == {}
         response, _ = client.call(soak_node.enroll_request("Grace", "grace_hopper"), timeout=20)
@@ -198,7 +218,7 @@ def test_concurrent_and_malformed_requests(tmp_path: Path, client, domain: int) 
     from sensor_msgs.msg import Image
 
     from face_recog_interfaces.srv import Enroll, Forget
-    from face_recog_ros import samples
+    from face_recog_ros.io import samples
     from face_recog_ros.ros.conversion import rgb_to_image
 
     gallery = tmp_path / "gallery.npz"
@@ -208,21 +228,36 @@ def test_concurrent_and_malformed_requests(tmp_path: Path, client, domain: int) 
         photos = ("astronaut", "grace_hopper")
         requests = [soak_node.enroll_request(f"c{k}", photos[k % 2]) for k in range(5)]
         malformed = {
-            "huge": Enroll.Request(name="Huge", image=Image(width=100_000, height=100_000, encoding="bgr8",
-                                                             step=300_000, data=bytes(16))),
-            "float": Enroll.Request(name="Float", image=Image(width=4, height=4, encoding="32FC1", step=16,
-                                                               data=bytes(64))),
-            "short": Enroll.Request(name="Short", image=Image(width=64, height=48, encoding="rgb8", step=192,
-                                                               data=bytes(100))),
+            "huge": Enroll.Request(
+                name="Huge",
+                image=Image(
+                    width=100_000, height=100_000, encoding="bgr8", step=300_000, data=bytes(16)
+                ),
+            ),
+            "float": Enroll.Request(
+                name="Float",
+                image=Image(width=4, height=4, encoding="32FC1", step=16, data=bytes(64)),
+            ),
+            "short": Enroll.Request(
+                name="Short",
+                image=Image(width=64, height=48, encoding="rgb8", step=192, data=bytes(100)),
+            ),
             "two_faces": Enroll.Request(name="Two", image=rgb_to_image(samples.scene(2))),
             "no_face": Enroll.Request(name="Nobody", image=rgb_to_image(samples.background())),
             "bad_name": Enroll.Request(name="../../etc/passwd", image=requests[0].image),
             "reserved": Enroll.Request(name="unknown", image=requests[0].image),
             "forget_unknown": Forget.Request(name="never enrolled"),
         }
-        expected_words = {"huge": "max_pixels", "float": "unsupported", "short": "needs", "two_faces": "2 faces",
-                          "no_face": "no face", "bad_name": "invalid name", "reserved": "reserved",
-                          "forget_unknown": "not enrolled"}
+        expected_words = {
+            "huge": "max_pixels",
+            "float": "unsupported",
+            "short": "needs",
+            "two_faces": "2 faces",
+            "no_face": "no face",
+            "bad_name": "invalid name",
+            "reserved": "reserved",
+            "forget_unknown": "not enrolled",
+        }
         at_once = ["huge", "two_faces", "bad_name"]
         with ThreadPoolExecutor(max_workers=len(requests) + len(at_once)) as pool:
             good = list(pool.map(lambda r: client.call(r, timeout=30)[0],
@@ -238,10 +273,19 @@ def test_concurrent_and_malformed_requests(tmp_path: Path, client, domain: int) 
         for label, answer in bad.items():
             if not answer.success and "another enrolment is in progress" in answer.message:
                 continue  # refused before it was looked at; asked again below
-            assert not answer.success and expected_words[label] in answer.message, (label, answer.message)
-        for label, request in malformed.items():  # one at a time, every malformed request is explained
+            assert not answer.success and expected_words[label] in answer.message, (
+                label,
+                answer.message,
+            )
+        for (
+            label,
+            request,
+        ) in malformed.items():  # one at a time, every malformed request is explained
             answer, _ = client.call(request, timeout=30)
-            assert not answer.success and expected_words[label] in answer.message, (label, answer.message)
+            assert not answer.success and expected_words[label] in answer.message, (
+                label,
+                answer.message,
+            )
         assert listed(client) == on_disk(gallery) == {name: 1 for name in enrolled}
         assert stat.S_IMODE(gallery.stat().st_mode) == 0o600
         assert node.alive()
@@ -251,11 +295,15 @@ def test_concurrent_and_malformed_requests(tmp_path: Path, client, domain: int) 
 
 def test_missing_model_stops_the_node_with_one_clear_line(tmp_path: Path, domain: int) -> None:
     missing = tmp_path / "nowhere.yaml"
-    node = soak_node.NodeProcess(tmp_path, tmp_path / "gallery.npz", domain, **{"embedder.model": str(missing)})
+    node = soak_node.NodeProcess(
+        tmp_path, tmp_path / "gallery.npz", domain, **{"embedder.model": str(missing)}
+    )
     try:
         assert node.process.wait(timeout=60) == 1
         fatal = [line for line in node.log().splitlines() if "FATAL" in line]
-        assert len(fatal) == 1 and "cannot start" in fatal[0] and str(missing) in fatal[0], node.log()
+        assert (
+            len(fatal) == 1 and "cannot start" in fatal[0] and str(missing) in fatal[0]
+        ), node.log()
         assert "Traceback" not in node.log()
     finally:
         node.stop()

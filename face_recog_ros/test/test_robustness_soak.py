@@ -15,8 +15,9 @@ MAX_LATENCY_S, WORST_LATENCY_S = 1.0, 5.0
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory):
     soak_node = load_tool("soak_node")
-    result = soak_node.soak(tmp_path_factory.mktemp("soak"), FRAMES, RATE_HZ, max_latency=WORST_LATENCY_S,
-                            warmup_s=3.0)
+    result = soak_node.soak(
+        tmp_path_factory.mktemp("soak"), FRAMES, RATE_HZ, max_latency=WORST_LATENCY_S, warmup_s=3.0
+    )
     print(result.table())
     return result
 

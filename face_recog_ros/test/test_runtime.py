@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from face_recog_ros import runtime
-from face_recog_ros.embedding import Embedder, EmbedderSpec
-from face_recog_ros.runtime import ModelError, TFLiteRuntime, open_model
+from face_recog_ros.core import runtime
+from face_recog_ros.core.embedding import Embedder, EmbedderSpec
+from face_recog_ros.core.runtime import ModelError, TFLiteRuntime, open_model
 
 AI_EDGE_LITERT = runtime.RUNTIMES[0]
 INT8_SPEC = runtime.models_dir() / "dlib_resnet_v1_int8.yaml"

@@ -15,12 +15,13 @@ import cv2
 import numpy as np
 import pytest
 
-from face_recog_ros import samples
-from face_recog_ros.benchmark_tracking import ModeResult, label_metrics, visits
-from face_recog_ros.config import RecognizerConfig, TrackingConfig
-from face_recog_ros.pipeline import FaceRecognizer
-from face_recog_ros.stream import EnrollState, StreamRecognizer
-from face_recog_ros.tracking import EventType
+from face_recog_ros.io import samples
+from face_recog_ros.offline.benchmark_tracking import ModeResult, label_metrics, visits
+from face_recog_ros.config import RecognizerConfig
+from face_recog_ros.tracking.options import TrackingOptions
+from face_recog_ros.core.recognizer import FaceRecognizer
+from face_recog_ros.tracking.stream import EnrollState, StreamRecognizer
+from face_recog_ros.tracking.identity import EventType
 from face_recog_ros.types import UNKNOWN
 
 EILEEN, GRACE = samples.PEOPLE["astronaut"], samples.PEOPLE["grace_hopper"]
@@ -42,8 +43,8 @@ def recognizer() -> FaceRecognizer:
     return make_recognizer()
 
 
-def tracking(**overrides) -> TrackingConfig:
-    return dataclasses.replace(TrackingConfig(), **overrides)
+def tracking(**overrides) -> TrackingOptions:
+    return dataclasses.replace(TrackingOptions(), **overrides)
 
 
 def run(stream: StreamRecognizer, frames) -> list[tuple[samples.SequenceFrame, object]]:
@@ -69,14 +70,18 @@ def ids_by_person(results) -> dict[str, list[int]]:
 def test_ids_stay_with_each_person_through_occlusion_and_dropped_frames(walk):
     ids = ids_by_person(walk)
     astronaut = [i for i in ids["astronaut"] if i is not None]
-    assert set(astronaut) == {1}  # one id all along: occlusion (90-95) and frame gap (150-154) bridged
+    assert set(astronaut) == {
+        1
+    }  # one id all along: occlusion (90-95) and frame gap (150-154) bridged
     assert len(astronaut) >= len(ids["astronaut"]) - 2  # reported in (nearly) every frame in view
 
 
 def test_a_face_entering_gets_a_new_id_and_a_returning_one_a_fresh_id(walk):
     grace = [i for i in ids_by_person(walk)["grace_hopper"] if i is not None]
     first, last = grace[0], grace[-1]
-    assert len({1, first, last}) == 3  # a new id on entry, another one after leaving and coming back
+    assert (
+        len({1, first, last}) == 3
+    )  # a new id on entry, another one after leaving and coming back
     assert sorted(set(grace)) == [first, last]
 
 
@@ -98,9 +103,15 @@ def test_each_event_is_emitted_once(walk):
     assert by_track[1] == [(EventType.APPEARED, EILEEN), (EventType.IDENTIFIED, EILEEN)]
     grace_tracks = sorted(t for t in by_track if t != 1)
     assert len(grace_tracks) == 2
-    assert by_track[grace_tracks[0]] == [(EventType.APPEARED, GRACE), (EventType.IDENTIFIED, GRACE),
-                                         (EventType.LEFT, GRACE)]
-    assert by_track[grace_tracks[1]] == [(EventType.APPEARED, GRACE), (EventType.IDENTIFIED, GRACE)]
+    assert by_track[grace_tracks[0]] == [
+        (EventType.APPEARED, GRACE),
+        (EventType.IDENTIFIED, GRACE),
+        (EventType.LEFT, GRACE),
+    ]
+    assert by_track[grace_tracks[1]] == [
+        (EventType.APPEARED, GRACE),
+        (EventType.IDENTIFIED, GRACE),
+    ]
     new_track_faces = Counter(f.track_id for _, r in walk for f in r.faces if f.is_new_track)
     assert new_track_faces == {t: 1 for t in by_track}
 
@@ -115,8 +126,11 @@ def test_tracking_saves_embeddings_compared_to_every_frame(recognizer, walk):
 
 
 def test_budget_caps_embeddings_per_frame_and_spaces_re_embeddings(recognizer):
-    """Five still faces, one embedding allowed per frame: each gets named, then re-embedded every K frames."""
-    config = tracking(max_embeddings_per_frame=1, reembed_interval=6, detect_interval=1, min_evidence=2)
+    """Five still faces, one embedding allowed per frame: each gets named, then re-embedded
+    every K frames."""
+    config = tracking(
+        max_embeddings_per_frame=1, reembed_interval=6, detect_interval=1, min_evidence=2
+    )
     stream = StreamRecognizer(recognizer, config)
     frame = samples.scene(5)
     embedded_at = defaultdict(list)
@@ -132,7 +146,10 @@ def test_budget_caps_embeddings_per_frame_and_spaces_re_embeddings(recognizer):
     assert len(final) == 5 and all(f.label in (EILEEN, GRACE) for f in final)
     for track_id, frames in embedded_at.items():
         settled = frames[config.min_evidence:]  # after the first verdict
-        assert all(b - a >= config.reembed_interval for a, b in zip(settled, settled[1:])), (track_id, frames)
+        assert all(b - a >= config.reembed_interval for a, b in zip(settled, settled[1:])), (
+            track_id,
+            frames,
+        )
 
 
 def test_detection_every_third_frame_predicts_faces_in_between(recognizer):
@@ -184,8 +201,9 @@ def test_live_enrolment_collects_diverse_samples_then_recognises():
     # The enrolled face is named at once, and a fresh stream recognises her from scratch.
     result = stream.process(frame.rgb, frame.stamp + 1 / 30)
     assert [f.label for f in result.faces] == ["Eileen"]
-    assert [(e.type, e.label) for e in events + result.events if e.type != EventType.APPEARED][-1] == (
-        EventType.IDENTIFIED, "Eileen")
+    assert [(e.type, e.label) for e in events + result.events if e.type != EventType.APPEARED][
+        -1
+    ] == (EventType.IDENTIFIED, "Eileen")
     fresh = run(StreamRecognizer(recognizer, tracking()), samples.sequence(20))
     assert [f.label for f in fresh[-1][1].faces] == ["Eileen"]
 
@@ -277,7 +295,13 @@ def test_benchmark_tracking_command_prints_both_modes_and_the_goals(capsys):
     status = main(["benchmark-tracking", "--frames", "60"])
     out = capsys.readouterr().out
     assert status in (0, 1)  # 1 only says a goal was missed on this (short, shared) run
-    for row in ("off ", "on ", "on, detect every frame", "goal embedder calls", "goal zero label flips"):
+    for row in (
+        "off ",
+        "on ",
+        "on, detect every frame",
+        "goal embedder calls",
+        "goal zero label flips",
+    ):
         assert row in out
 
 
@@ -289,7 +313,9 @@ def test_a_face_in_view_is_named_soon_after_its_person_is_enrolled_from_a_photo(
     assert {f.label for _, r in before[10:] for f in r.faces} == {UNKNOWN}
     recognizer.enroll(EILEEN, [samples.photo("astronaut")])
     after = run(stream, frames[30:])
-    first_named = next(i for i, (_, r) in enumerate(after) if [f.label for f in r.faces] == [EILEEN])
+    first_named = next(
+        i for i, (_, r) in enumerate(after) if [f.label for f in r.faces] == [EILEEN]
+    )
     assert first_named <= 5
     assert all([f.label for f in r.faces] == [EILEEN] for _, r in after[first_named:])
     events = [(e.type, e.label) for _, r in after for e in r.events]

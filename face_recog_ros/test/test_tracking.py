@@ -1,8 +1,10 @@
-"""FaceTracker geometry, temporal labels and unknown clusters, on hand-made detections and embeddings.
+"""FaceTracker geometry, temporal labels and unknown clusters, on hand-made detections and
+embeddings.
 
 No models here: the tracker is pure geometry and the label logic pure arithmetic, so these run
 in milliseconds. test_stream.py covers the same behaviour end to end with the real models.
 """
+
 from __future__ import annotations
 
 import time
@@ -10,14 +12,17 @@ import time
 import numpy as np
 import pytest
 
-from face_recog_ros.config import TrackingConfig
-from face_recog_ros.gallery import Gallery
-from face_recog_ros.tracking import (FaceTracker, TemporalLabel, UnknownClusters, association_cost,
-                                     box_iou, detection_state)
+from face_recog_ros.tracking.options import TrackingOptions
+from face_recog_ros.gallery.model import Gallery
+from face_recog_ros.tracking.identity import TemporalLabel
+from face_recog_ros.tracking.strangers import UnknownClusters
+from face_recog_ros.tracking.tracker import FaceTracker, association_cost, box_iou, detection_state
 from face_recog_ros.types import UNKNOWN, Detection
 
 # Keypoints of a frontal face as fractions of its box (eyes, nose, mouth, ears).
-_KEYPOINT_LAYOUT = np.array([[0.33, 0.4], [0.67, 0.4], [0.5, 0.58], [0.5, 0.75], [0.12, 0.45], [0.88, 0.45]])
+_KEYPOINT_LAYOUT = np.array(
+    [[0.33, 0.4], [0.67, 0.4], [0.5, 0.58], [0.5, 0.75], [0.12, 0.45], [0.88, 0.45]]
+)
 
 
 def face(cx: float, cy: float, size: float = 100.0, score: float = 0.9) -> Detection:
@@ -27,8 +32,8 @@ def face(cx: float, cy: float, size: float = 100.0, score: float = 0.9) -> Detec
                      keypoints=keypoints.astype(np.float32))
 
 
-def config(**overrides) -> TrackingConfig:
-    return TrackingConfig(**{"min_hits": 1, "max_age": 5, **overrides})
+def config(**overrides) -> TrackingOptions:
+    return TrackingOptions(**{"min_hits": 1, "max_age": 5, **overrides})
 
 
 def run(tracker: FaceTracker, frames: list[list[Detection]], fps: float = 30.0) -> list[list[int]]:
@@ -61,7 +66,9 @@ def test_two_faces_keep_their_ids_in_either_detection_order():
 
 def test_a_second_face_entering_gets_a_new_id():
     tracker = FaceTracker(config())
-    frames = [[face(200, 200)] for _ in range(10)] + [[face(200, 200), face(450, 220)] for _ in range(10)]
+    frames = [[face(200, 200)] for _ in range(10)] + [
+        [face(200, 200), face(450, 220)] for _ in range(10)
+    ]
     ids = run(tracker, frames)
     assert ids[9] == [1] and ids[10] == [1, 2] and ids[-1] == [1, 2]
 
@@ -202,14 +209,18 @@ def test_clusters_give_a_returning_stranger_the_same_label():
     rng = np.random.default_rng(3)
     carol, dave = unit(rng.standard_normal(64)), unit(rng.standard_normal(64))
     clusters = UnknownClusters(threshold=0.8, max_clusters=10)
-    first = clusters.assign(noisy(carol, rng), np.stack([noisy(carol, rng) for _ in range(3)]), 0.0)
+    first = clusters.assign(
+        noisy(carol, rng), np.stack([noisy(carol, rng) for _ in range(3)]), 0.0
+    )
     other = clusters.assign(noisy(dave, rng), np.stack([noisy(dave, rng)]), 1.0)
     again = clusters.assign(noisy(carol, rng), np.stack([noisy(carol, rng)]), 2.0)
     assert (first, other, again) == ("unknown_1", "unknown_2", "unknown_1")
     assert clusters.pop("unknown_1").shape == (4, 64)
     with pytest.raises(KeyError):
         clusters.pop("unknown_1")
-    assert clusters.assign(noisy(carol, rng), noisy(carol, rng), 3.0) == "unknown_3"  # labels are not reused
+    assert (
+        clusters.assign(noisy(carol, rng), noisy(carol, rng), 3.0) == "unknown_3"
+    )  # labels are not reused
 
 
 def test_clusters_drop_the_least_recently_seen_beyond_the_cap():

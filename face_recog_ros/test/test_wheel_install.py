@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from face_recog_ros import samples
+from face_recog_ros.io import samples
 from face_recog_ros.dependencies import STANDALONE, pip_extras
 
 PKG = Path(__file__).resolve().parents[1]
@@ -122,10 +122,11 @@ def test_standalone_install_finds_its_models_and_names_faces(wheel, wheelhouse, 
     python = venv / "bin" / "python"
     no_ros = run([python, "-c", "import rclpy"], tmp_path, venv, check=False)
     assert no_ros.returncode != 0 and "rclpy" in no_ros.stderr
-    where = run([python, "-c", "import face_recog_ros, face_recog_ros.runtime as r; "
+    where = run([python, "-c", "import face_recog_ros, face_recog_ros.core.runtime as r; "
                  "print(face_recog_ros.__file__); print(r.models_dir())"], tmp_path, venv)
     module, models = where.stdout.split()
-    assert Path(module).is_relative_to(venv) and Path(models) == venv / "share" / "face_recog_ros" / "models"
+    assert Path(module).is_relative_to(venv)
+    assert Path(models) == venv / "share" / "face_recog_ros" / "models"
 
     photos = {key: tmp_path / f"{key}.png" for key in samples.PEOPLE}
     for key, path in photos.items():

@@ -3,7 +3,7 @@
 
     arch_agreement.py reference DIR      # on the reference machine (x86): writes DIR/
     arch_agreement.py compare DIR [...]  # on the other one: recomputes, compares, prints JSON
-    arch_agreement.py probe-batch N      # one invoke() with N chips (a crash shows in the exit code)
+    arch_agreement.py probe-batch N      # one invoke() with N chips (a crash: the exit code)
 
 `reference` writes the public-domain sample photos and scenes made from them (PNG), the aligned
 chips of every face in them plus noise chips (so both sides embed the very same pixels), their
@@ -30,10 +30,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from face_recog_ros import RecognizerConfig, runtime, samples
-from face_recog_ros.alignment import align_face
-from face_recog_ros.embedding import Embedder, EmbedderSpec
-from face_recog_ros.pipeline import FaceRecognizer
+from face_recog_ros import RecognizerConfig
+from face_recog_ros.core import runtime
+from face_recog_ros.core.alignment import align_face
+from face_recog_ros.core.embedding import Embedder, EmbedderSpec
+from face_recog_ros.core.recognizer import FaceRecognizer
+from face_recog_ros.io import samples
 
 MODELS = ("dlib_resnet_v1_int8", "dlib_resnet_v1_float32")
 SCENES = (1, 3, 5)  # faces per synthetic 640x480 scene
@@ -71,7 +73,8 @@ def pipeline(rec: FaceRecognizer, images: dict[str, np.ndarray]) -> dict[str, np
     out = {}
     for name, rgb in images.items():
         faces = sorted(rec.process(rgb), key=lambda f: f.detection.box[0])
-        out[f"{name}:boxes"] = np.array([f.detection.box for f in faces], np.float32).reshape(-1, 4)
+        boxes = np.array([f.detection.box for f in faces], np.float32)
+        out[f"{name}:boxes"] = boxes.reshape(-1, 4)
         out[f"{name}:embeddings"] = np.array([f.embedding for f in faces],
                                              np.float32).reshape(-1, rec.spec.output_dim)
     return out
@@ -91,8 +94,8 @@ def reference(folder: Path) -> None:
     people = recognizer(str(folder / "gallery.npz"))
     for key, name in samples.PEOPLE.items():
         people.enroll(name, [read_rgb(folder / f"{key}.png")])  # saved to the file on return
-    print(f"reference: {len(chips)} chips, {len(images)} photos, {platform.machine()}, "
-          f"{runtime.open_model(runtime.models_dir() / 'dlib_resnet_v1_int8.tflite').runtime.name}")
+    used = runtime.open_model(runtime.models_dir() / "dlib_resnet_v1_int8.tflite").runtime.name
+    print(f"reference: {len(chips)} chips, {len(images)} photos, {platform.machine()}, {used}")
 
 
 def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -129,7 +132,8 @@ def compare(folder: Path, args: argparse.Namespace) -> int:
     if args.int8_min_cosine is not None and figures["int8_min_cosine"] < args.int8_min_cosine:
         failures.append(f"int8 cosine {figures['int8_min_cosine']:.6f} < {args.int8_min_cosine}")
     if flt in mine and figures["float_min_cosine"] < args.float_min_cosine:
-        failures.append(f"float cosine {figures['float_min_cosine']:.7f} < {args.float_min_cosine}")
+        failures.append(f"float cosine {figures['float_min_cosine']:.7f} "
+                        f"< {args.float_min_cosine}")
     if not figures["int8_batch_equals_single"]:
         failures.append("int8 embeddings depend on how the chips are batched")
     worst_box, worst_cos = 0.0, 1.0

@@ -22,16 +22,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from face_recog_ros import reference, samples
+from face_recog_ros.offline import reference
+from face_recog_ros.io import samples
 from face_recog_ros.config import RecognizerConfig
-from face_recog_ros.offline import label_to_files
-from face_recog_ros.pipeline import FaceRecognizer
-from face_recog_ros.stream import StreamRecognizer
-from face_recog_ros.video import VideoSink, VideoSource
+from face_recog_ros.offline.labelling import label_to_files
+from face_recog_ros.core.recognizer import FaceRecognizer
+from face_recog_ros.tracking.stream import StreamRecognizer
+from face_recog_ros.io.video import VideoSink, VideoSource
 
 
-def named_share(truth: list[samples.SequenceFrame], named: list[list[tuple[np.ndarray, str]]]) -> float:
-    """Share of (frame, visible person) pairs with a face of that person labelled with their name."""
+def named_share(
+    truth: list[samples.SequenceFrame], named: list[list[tuple[np.ndarray, str]]]
+) -> float:
+    """Share of (frame, visible person) pairs with a face of that person labelled with their
+    name."""
     hits = total = 0
     for frame, faces in zip(truth, named):
         for person in frame.visible:
@@ -50,7 +54,9 @@ def run_label_video(clip: Path, out: Path, detections: Path) -> tuple[float, flo
     source = VideoSource(clip)
     stream = StreamRecognizer(recognizer)
     wall, cpu = time.perf_counter(), time.process_time()
-    summary, _ = label_to_files(stream, source, VideoSink(out, source.fps, source.size), detections, None)
+    summary, _ = label_to_files(
+        stream, source, VideoSink(out, source.fps, source.size), detections, None
+    )
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     named: list[list] = [[] for _ in range(summary.frames)]
     for row in csv.DictReader(detections.open()):
@@ -83,7 +89,9 @@ def run_reference(clip: Path) -> tuple[float, float, list]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=240, help="clip length at 30 fps (default 240)")
+    parser.add_argument(
+        "--frames", type=int, default=240, help="clip length at 30 fps (default 240)"
+    )
     parser.add_argument("--goal", type=float, default=10.0, help="required speed-up (default 10)")
     args = parser.parse_args()
     if not reference.available():

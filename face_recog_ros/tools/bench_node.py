@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the node and its launch file do
+from face_recog_ros.environment import limit_native_threads  # noqa: E402  (imports no numpy)
+
+limit_native_threads()  # before numpy loads, like the package's own entry points
 
 import argparse  # noqa: E402
 import math  # noqa: E402
@@ -58,9 +60,11 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 from face_recog_interfaces.msg import FaceArray  # noqa: E402
 from face_recog_interfaces.srv import Enroll  # noqa: E402
-from face_recog_ros import FaceRecognizer, RecognizerConfig, StreamRecognizer, samples  # noqa: E402
-from face_recog_ros.ros.conversion import image_to_rgb, rgb_to_image  # noqa: E402
-from face_recog_ros.runtime import package_share_dir  # noqa: E402
+from face_recog_ros import FaceRecognizer, RecognizerConfig, StreamRecognizer  # noqa: E402
+from face_recog_ros.io import samples  # noqa: E402
+from face_recog_ros.io.image_messages import image_to_rgb  # noqa: E402
+from face_recog_ros.ros.conversion import rgb_to_image  # noqa: E402
+from face_recog_ros.core.runtime import package_share_dir  # noqa: E402
 
 RATE_HZ = 30.0
 SIZE = (640, 480)
@@ -70,7 +74,9 @@ NODE = "face_recognition_node"
 GOAL_RATE_HZ = 25.0
 GOAL_ADDED_MS = 2.0
 GOAL_P95_MS = 33.0
-QOS = QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=1)
+QOS = QoSProfile(
+    reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=1
+)
 
 
 # --- frames -------------------------------------------------------------------------------------
@@ -78,7 +84,9 @@ QOS = QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolic
 def walking_frames(count: int) -> list[np.ndarray]:
     """One face (the astronaut) walking, bobbing and changing size and light."""
     cast = (samples.Appearance("astronaut", samples.walk_path),)
-    return [f.rgb for f in samples.sequence(count, cast=cast, occluded={}, dropped=range(0), size=SIZE)]
+    return [
+        f.rgb for f in samples.sequence(count, cast=cast, occluded={}, dropped=range(0), size=SIZE)
+    ]
 
 
 def crowd_frames(count: int, faces: int) -> list[np.ndarray]:
@@ -102,7 +110,7 @@ def crowd_frames(count: int, faces: int) -> list[np.ndarray]:
     return frames
 
 
-# --- the core alone -------------------------------------------------------------------------------
+# --- the core alone-------------------------------------------------------------------------------
 
 def enrolled_recognizer() -> FaceRecognizer:
     config = RecognizerConfig.from_yaml(package_share_dir() / "config" / "face_recognition.yaml")
@@ -114,7 +122,8 @@ def enrolled_recognizer() -> FaceRecognizer:
 
 
 def core_times(frames: list[np.ndarray], total: int) -> np.ndarray:
-    """Milliseconds of StreamRecognizer.process per frame, frame i = frames[i % len], 30 Hz stamps."""
+    """Milliseconds of StreamRecognizer.process per frame, frame i = frames[i % len], 30 Hz
+    stamps."""
     stream = StreamRecognizer(enrolled_recognizer())
     for i in range(10):  # warm-up: interpreter allocations, caches
         stream.process(frames[i % len(frames)], i / RATE_HZ)
@@ -143,12 +152,23 @@ class NodeProcess:
     def __init__(self, workdir: Path) -> None:
         self.log_path = workdir / "node.log"
         params = package_share_dir() / "config" / "face_recognition.yaml"
-        command = [sys.executable, "-c", "import sys; from face_recog_ros.ros.node import main; sys.exit(main())",
-                   "--ros-args", "-r", f"__ns:={NAMESPACE}", "--params-file", str(params),
-                   "-p", f"gallery.path:={workdir / 'gallery.npz'}"]
+        command = [
+            sys.executable,
+            "-c",
+            "import sys; from face_recog_ros.ros.node import main; sys.exit(main())",
+            "--ros-args",
+            "-r",
+            f"__ns:={NAMESPACE}",
+            "--params-file",
+            str(params),
+            "-p",
+            f"gallery.path:={workdir / 'gallery.npz'}",
+        ]
         self.log = open(self.log_path, "w")
         # cwd: not the repository root, whose face_recog_ros/ folder would shadow the package.
-        self.process = subprocess.Popen(command, cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command, cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT
+        )
 
     def check(self) -> None:
         if self.process.poll() is not None:
@@ -175,7 +195,9 @@ class Client(Node):
         self.pub = self.create_publisher(Image, "image", QOS)
         self.enroll = self.create_client(Enroll, f"{NODE}/enroll")
         self.lock = threading.Lock()
-        self.arrivals: dict[tuple[int, int], float] = {}  # image stamp -> time the FaceArray arrived
+        self.arrivals: dict[tuple[int, int], float] = (
+            {}
+        )  # image stamp -> time the FaceArray arrived
         self.face_counts: dict[tuple[int, int], int] = {}
         self.diagnostics: dict[str, float] = {}
         self.create_subscription(FaceArray, f"{NODE}/faces", self._on_faces, 100)
@@ -256,10 +278,17 @@ def stream(client: Client, msgs: list[Image], total: int, settle_s: float = 1.5)
     time.sleep(settle_s)  # the last results
     with client.lock:
         arrivals, counts = dict(client.arrivals), list(client.face_counts.values())
-    latency = np.array([(arrivals[k] - (k[0] + k[1] * 1e-9)) * 1e3 if k in arrivals else np.nan for k in sent])
+    latency = np.array(
+        [(arrivals[k] - (k[0] + k[1] * 1e-9)) * 1e3 if k in arrivals else np.nan for k in sent]
+    )
     received1, processed1 = node_totals(client)
-    return Run(sent, latency, duration, dict(client.diagnostics), int(received1 - received0),
-               int(processed1 - processed0), float(np.mean(counts)) if counts else 0.0)
+
+    # No report yet (a warm-up right after start): no counts rather than NaN.
+    def count(after: float, before: float) -> int:
+        return int(after - before) if math.isfinite(after - before) else 0
+
+    return Run(sent, latency, duration, dict(client.diagnostics), count(received1, received0),
+               count(processed1, processed0), float(np.mean(counts)) if counts else 0.0)
 
 
 def losses(run: Run) -> str:
@@ -299,7 +328,10 @@ def verdict(ok: bool) -> str:
 
 def part_a(client: Client, seconds: float, frames: list[np.ndarray], msgs: list[Image]) -> None:
     total = int(seconds * RATE_HZ)
-    print(f"\n(a) throughput and ROS overhead: one moving face, {total} frames at {RATE_HZ:g} Hz ({seconds:g} s)")
+    print(
+        f"\n(a) throughput and ROS overhead: one moving face, {total} frames at {RATE_HZ:g} Hz "
+        f"({seconds:g} s)"
+    )
     run = stream(client, msgs, total)
     core = CORE_TIMES[: len(run.latency_ms)]
     added = run.latency_ms - core  # per frame: node latency minus the core's time on that frame
@@ -307,30 +339,53 @@ def part_a(client: Client, seconds: float, frames: list[np.ndarray], msgs: list[
     processed_rate = run.results / run.duration_s
     rows = [
         ("input rate", f"{input_rate:.1f} Hz", ""),
-        ("processed rate", f"{processed_rate:.1f} Hz", f"goal >= {GOAL_RATE_HZ:g} Hz  "
-         f"{verdict(processed_rate >= GOAL_RATE_HZ)}"),
+        (
+            "processed rate",
+            f"{processed_rate:.1f} Hz",
+            f"goal >= {GOAL_RATE_HZ:g} Hz  {verdict(processed_rate >= GOAL_RATE_HZ)}",
+        ),
         ("no result", f"{100 * (1 - run.results / len(run.sent)):.1f} %", losses(run)),
-        ("core time / frame", f"p50 {np.percentile(core, 50):.1f} ms  p95 {np.percentile(core, 95):.1f} ms",
-         "StreamRecognizer.process, in-process, same frames"),
-        ("node latency", f"p50 {pct(run.latency_ms, 50):.1f} ms  p95 {pct(run.latency_ms, 95):.1f} ms",
-         "FaceArray received - image stamp"),
-        ("added by ROS", f"p50 {pct(added, 50):.2f} ms  mean {np.nanmean(added):.2f} ms",
-         f"goal <= {GOAL_ADDED_MS:g} ms (p50)  {verdict(pct(added, 50) <= GOAL_ADDED_MS)}"),
-        ("  of which Image->RGB", f"{CONVERSION_MS:.2f} ms", "conversion.image_to_rgb, bgr8 640x480"),
+        (
+            "core time / frame",
+            f"p50 {np.percentile(core, 50):.1f} ms  p95 {np.percentile(core, 95):.1f} ms",
+            "StreamRecognizer.process, in-process, same frames",
+        ),
+        (
+            "node latency",
+            f"p50 {pct(run.latency_ms, 50):.1f} ms  p95 {pct(run.latency_ms, 95):.1f} ms",
+            "FaceArray received - image stamp",
+        ),
+        (
+            "added by ROS",
+            f"p50 {pct(added, 50):.2f} ms  mean {np.nanmean(added):.2f} ms",
+            f"goal <= {GOAL_ADDED_MS:g} ms (p50)  {verdict(pct(added, 50) <= GOAL_ADDED_MS)}",
+        ),
+        (
+            "  of which Image->RGB",
+            f"{CONVERSION_MS:.2f} ms",
+            "conversion.image_to_rgb, bgr8 640x480",
+        ),
     ]
     d = run.diagnostics
     if d:
-        rows.append(("node's /diagnostics", f"in {d.get('input_rate_hz', float('nan')):.1f} Hz, "
-                     f"processed {d.get('processed_rate_hz', float('nan')):.1f} Hz",
-                     f"convert {d.get('latency_convert_ms', float('nan')):.2f} ms, callback -> ~/faces "
-                     f"{d.get('latency_receive_to_publish_ms', float('nan')):.1f} ms (last window)"))
+        rows.append(
+            (
+                "node's /diagnostics",
+                f"in {d.get('input_rate_hz', float('nan')):.1f} Hz, "
+                f"processed {d.get('processed_rate_hz', float('nan')):.1f} Hz",
+                f"convert {d.get('latency_convert_ms', float('nan')):.2f} ms, callback -> ~/faces "
+                f"{d.get('latency_receive_to_publish_ms', float('nan')):.1f} ms (last window)",
+            )
+        )
     for name, value, note in rows:
         print(f"  {name:<22}{value:<34}{note}")
 
 
 def part_b(client: Client, frames_total: int, cases: dict[int, list[Image]]) -> None:
-    print(f"\n(b) end-to-end latency (image stamp -> FaceArray received), {frames_total} frames at "
-          f"{RATE_HZ:g} Hz, {SIZE[0]}x{SIZE[1]}")
+    print(
+        f"\n(b) end-to-end latency (image stamp -> FaceArray received), {frames_total} frames at "
+        f"{RATE_HZ:g} Hz, {SIZE[0]}x{SIZE[1]}"
+    )
     print(f"  {'faces':>5}  {'sent':>5}  {'results':>7}  {'faces/result':>12}  "
           f"{'p50 ms':>7}  {'p95 ms':>7}  {'p99 ms':>7}  {'max ms':>7}  goal")
     notes = []
@@ -338,9 +393,16 @@ def part_b(client: Client, frames_total: int, cases: dict[int, list[Image]]) -> 
         run = stream(client, msgs, frames_total)
         lat = run.latency_ms
         p95 = pct(lat, 95)
-        goal = f"p95 <= {GOAL_P95_MS:g} ms  {verdict(p95 <= GOAL_P95_MS)}" if faces == 1 else "(no goal)"
-        print(f"  {faces:>5}  {len(run.sent):>5}  {run.results:>7}  {run.faces_seen:>12.2f}  "
-              f"{pct(lat, 50):>7.1f}  {p95:>7.1f}  {pct(lat, 99):>7.1f}  {np.nanmax(lat):>7.1f}  {goal}")
+        goal = (
+            f"p95 <= {GOAL_P95_MS:g} ms  {verdict(p95 <= GOAL_P95_MS)}"
+            if faces == 1
+            else "(no goal)"
+        )
+        print(
+            f"  {faces:>5}  {len(run.sent):>5}  {run.results:>7}  {run.faces_seen:>12.2f}  "
+            f"{pct(lat, 50):>7.1f}  {p95:>7.1f}  {pct(lat, 99):>7.1f}  {np.nanmax(lat):>7.1f}  "
+            f"{goal}"
+        )
         notes.append(f"  {faces} face{'s' if faces > 1 else ''}: no result for {losses(run)}; "
                      f"load average {os.getloadavg()[0]:.2f}")
     print("\n".join(notes))
@@ -354,10 +416,18 @@ def main(argv: list[str] | None = None) -> int:
     global CORE_TIMES, CONVERSION_MS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=["a", "b", "both"], default="both")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of part (a) (default 10)")
-    parser.add_argument("--frames", type=int, default=1000, help="frames per case in part (b) (default 1000)")
-    parser.add_argument("--transport", choices=["large_data", "default"], default="large_data",
-                        help="Fast DDS builtin transports when FASTDDS_BUILTIN_TRANSPORTS is not set")
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="length of part (a) (default 10)"
+    )
+    parser.add_argument(
+        "--frames", type=int, default=1000, help="frames per case in part (b) (default 1000)"
+    )
+    parser.add_argument(
+        "--transport",
+        choices=["large_data", "default"],
+        default="large_data",
+        help="Fast DDS builtin transports when FASTDDS_BUILTIN_TRANSPORTS is not set",
+    )
     args = parser.parse_args(argv)
     if "FASTDDS_BUILTIN_TRANSPORTS" not in os.environ and args.transport == "large_data":
         os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
@@ -365,12 +435,21 @@ def main(argv: list[str] | None = None) -> int:
     domain = random.randint(1, 101)  # private: no other node on this machine sees the stream
     os.environ["ROS_DOMAIN_ID"] = str(domain)
     load = os.getloadavg()
-    print(f"face_recognition_node benchmark: {SIZE[0]}x{SIZE[1]} bgr8 at {RATE_HZ:g} Hz, default config, "
-          f"gallery of {len(samples.PEOPLE)} people")
-    print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
-          f"(1/5/15 min) at start; ROS_DOMAIN_ID={domain}")
-    print(f"RMW {os.environ.get('RMW_IMPLEMENTATION', 'default (rmw_fastrtps_cpp)')}, "
-          f"FASTDDS_BUILTIN_TRANSPORTS={os.environ.get('FASTDDS_BUILTIN_TRANSPORTS', '(Fast DDS default)')}")
+    print(
+        f"face_recognition_node benchmark: {SIZE[0]}x{SIZE[1]} bgr8 at {RATE_HZ:g} Hz, default "
+        "config, "
+        f"gallery of {len(samples.PEOPLE)} people"
+    )
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} / {load[1]:.2f} / "
+        f"{load[2]:.2f} "
+        f"(1/5/15 min) at start; ROS_DOMAIN_ID={domain}"
+    )
+    print(
+        f"RMW {os.environ.get('RMW_IMPLEMENTATION', 'default (rmw_fastrtps_cpp)')}, "
+        "FASTDDS_BUILTIN_TRANSPORTS="
+        f"{os.environ.get('FASTDDS_BUILTIN_TRANSPORTS', '(Fast DDS default)')}"
+    )
 
     walk = walking_frames(CYCLE)
     a_total = int(args.seconds * RATE_HZ)
@@ -393,11 +472,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"starting {NODE} (separate process) ...", flush=True)
             ready = wait_ready(client, node, walk_msgs[0])
             for key, name in samples.PEOPLE.items():
-                response = client.call(Enroll.Request(name=name, image=rgb_to_image(samples.photo(key)),
-                                                      track_id=-1, overwrite=True))
+                response = client.call(
+                    Enroll.Request(
+                        name=name,
+                        image=rgb_to_image(samples.photo(key)),
+                        track_id=-1,
+                        overwrite=True,
+                    )
+                )
                 if not response.success:
                     raise RuntimeError(f"enrolling {name} failed: {response.message}")
-            print(f"node ready after {ready:.1f} s; enrolled {', '.join(samples.PEOPLE.values())} via ~/enroll")
+            print(
+                f"node ready after {ready:.1f} s; enrolled {', '.join(samples.PEOPLE.values())} "
+                "via ~/enroll"
+            )
             stream(client, walk_msgs, int(2 * RATE_HZ))  # warm-up, not reported
             if args.part in ("a", "both"):
                 part_a(client, args.seconds, walk, walk_msgs)

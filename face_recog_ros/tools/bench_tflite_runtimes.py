@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 
-from face_recog_ros import runtime
-from face_recog_ros.embedding import Embedder, EmbedderSpec
+from face_recog_ros.core import runtime
+from face_recog_ros.core.embedding import Embedder, EmbedderSpec
 
 
 def embedders(model: str, threads: int) -> dict[str, Embedder]:

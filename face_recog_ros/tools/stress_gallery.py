@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Gallery stress: back-to-back enrol / forget / rename against the real node; nothing acknowledged lost.
+"""Gallery stress: back-to-back enrol / forget / rename against the real node; nothing acknowledged
+lost.
 
     python3 tools/stress_gallery.py                          # 1,500 people, 60 s
     python3 tools/stress_gallery.py --people 1500 --seconds 60 --cli
@@ -15,11 +16,13 @@ At the end the node's ~/list_faces, the gallery file and the acknowledged change
 writers must agree exactly: no acknowledged enrolment lost, no acknowledged forget undone.
 Exit status 0 when they do. test/test_robustness_gallery_stress.py runs a short version.
 """
+
 from __future__ import annotations
 
-import os
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the node does
+from face_recog_ros.environment import limit_native_threads  # noqa: E402  (imports no numpy)
+
+limit_native_threads()  # before numpy loads, like the package's own entry points
 
 import argparse  # noqa: E402
 import random  # noqa: E402
@@ -39,9 +42,9 @@ from soak_node import (DIM, SPACE, CallTimeout, Client, NodeProcess, enroll_requ
                        gallery_file_people, random_domain)
 
 from face_recog_interfaces.srv import Forget, ListFaces, Rename  # noqa: E402
-from face_recog_ros import samples  # noqa: E402
-from face_recog_ros.gallery import Gallery  # noqa: E402
-from face_recog_ros.gallery_store import save_gallery  # noqa: E402
+from face_recog_ros.io import samples  # noqa: E402
+from face_recog_ros.gallery.model import Gallery  # noqa: E402
+from face_recog_ros.gallery.store import save_gallery  # noqa: E402
 
 
 def populated_gallery(path: Path, people: int, seed: int = 7) -> dict[str, int]:
@@ -64,7 +67,9 @@ class Writer:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def node_client_loop(client: Client, writer: Writer, stop: threading.Event, rng: random.Random) -> None:
+def node_client_loop(
+    client: Client, writer: Writer, stop: threading.Event, rng: random.Random
+) -> None:
     """Enrol a new name, forget one, rename one: back to back, each after the previous answer."""
     request = enroll_request("x", "astronaut")
     i = 0
@@ -87,7 +92,9 @@ def node_client_loop(client: Client, writer: Writer, stop: threading.Event, rng:
                         writer.expected.pop(victim)
             elif mine:
                 old = rng.choice(mine)
-                response, _ = client.call(Rename.Request(old_name=old, new_name=f"ren_{i}"), timeout=30)
+                response, _ = client.call(
+                    Rename.Request(old_name=old, new_name=f"ren_{i}"), timeout=30
+                )
                 if response.success:
                     with writer.lock:
                         writer.expected[f"ren_{i}"] = writer.expected.pop(old)
@@ -104,7 +111,8 @@ def node_client_loop(client: Client, writer: Writer, stop: threading.Event, rng:
 
 
 def cli_loop(gallery: Path, photo: Path, writer: Writer, stop: threading.Event) -> None:
-    """Another process at a terminal: `face-recog enroll` and `face-recog forget` on the same file."""
+    """Another process at a terminal: `face-recog enroll` and `face-recog forget` on the same
+    file."""
     base = [sys.executable, "-m", "face_recog_ros.cli"]
     i = 0
     while not stop.is_set():
@@ -117,7 +125,9 @@ def cli_loop(gallery: Path, photo: Path, writer: Writer, stop: threading.Event) 
         else:
             name = f"cli_{i}"
             command = base + ["enroll", name, str(photo), "--gallery", str(gallery)]
-        done = subprocess.run(command, cwd=gallery.parent, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            command, cwd=gallery.parent, capture_output=True, text=True, timeout=120
+        )
         writer.calls += 1
         if done.returncode == 0:
             with writer.lock:
@@ -144,21 +154,31 @@ class StressReport:
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.undone or self.refused) and self.listed_matches_file and self.node_alive
+        return (
+            not (self.lost or self.undone or self.refused)
+            and self.listed_matches_file
+            and self.node_alive
+        )
 
     def table(self) -> str:
         rate = self.node_calls / self.seconds if self.seconds else float("nan")
-        return "\n".join([
-            f"gallery at start      {self.people} people",
-            f"node calls            {self.node_calls} in {self.seconds:.1f} s ({rate:.1f} calls/s, "
-            "each after the previous answer)",
-            f"CLI changes           {self.cli_calls}",
-            f"refused / unanswered  {len(self.refused)}" + (f": {self.refused[:3]}" if self.refused else ""),
-            f"acknowledged, lost    {len(self.lost)}" + (f": {self.lost[:5]}" if self.lost else ""),
-            f"forgotten, back       {len(self.undone)}" + (f": {self.undone[:5]}" if self.undone else ""),
-            f"list_faces == file    {self.listed_matches_file}",
-            f"node alive            {self.node_alive}",
-        ])
+        return "\n".join(
+            [
+                f"gallery at start      {self.people} people",
+                f"node calls            {self.node_calls} in {self.seconds:.1f} s ({rate:.1f} "
+                "calls/s, "
+                "each after the previous answer)",
+                f"CLI changes           {self.cli_calls}",
+                f"refused / unanswered  {len(self.refused)}"
+                + (f": {self.refused[:3]}" if self.refused else ""),
+                f"acknowledged, lost    {len(self.lost)}"
+                + (f": {self.lost[:5]}" if self.lost else ""),
+                f"forgotten, back       {len(self.undone)}"
+                + (f": {self.undone[:5]}" if self.undone else ""),
+                f"list_faces == file    {self.listed_matches_file}",
+                f"node alive            {self.node_alive}",
+            ]
+        )
 
 
 def listed(client: Client) -> dict[str, int]:
@@ -171,18 +191,28 @@ def stress(workdir: Path, people: int, seconds: float, with_cli: bool) -> Stress
     gallery = workdir / "gallery" / "gallery.npz"
     gallery.parent.mkdir(parents=True)
     writer = Writer(populated_gallery(gallery, people))
-    cli_writer = Writer(writer.expected, lock=writer.lock)  # one truth: both writers' acknowledgements
+    cli_writer = Writer(
+        writer.expected, lock=writer.lock
+    )  # one truth: both writers' acknowledgements
     photo = workdir / "grace.png"
     cv2.imwrite(str(photo), cv2.cvtColor(samples.photo("grace_hopper"), cv2.COLOR_RGB2BGR))
     # Reload poll as fast as the node allows, to give the race every chance.
-    node = NodeProcess(workdir, gallery, domain, publish_annotated="false", gallery_poll_period=0.1)
+    node = NodeProcess(
+        workdir, gallery, domain, publish_annotated="false", gallery_poll_period=0.1
+    )
     client = Client(domain)
     stop = threading.Event()
     try:
         client.wait_ready(node, timeout=120)
-        threads = [threading.Thread(target=node_client_loop, args=(client, writer, stop, random.Random(1)))]
+        threads = [
+            threading.Thread(
+                target=node_client_loop, args=(client, writer, stop, random.Random(1))
+            )
+        ]
         if with_cli:
-            threads.append(threading.Thread(target=cli_loop, args=(gallery, photo, cli_writer, stop)))
+            threads.append(
+                threading.Thread(target=cli_loop, args=(gallery, photo, cli_writer, stop))
+            )
         start = time.monotonic()
         for t in threads:
             t.start()
@@ -199,11 +229,23 @@ def stress(workdir: Path, people: int, seconds: float, with_cli: bool) -> Stress
             time.sleep(0.2)
             now_listed = listed(client)
         on_disk = gallery_file_people(gallery)
-        lost = sorted(f"{n} ({c} expected, {on_disk.get(n)} on disk, {now_listed.get(n)} listed)"
-                      for n, c in expected.items() if on_disk.get(n) != c or now_listed.get(n) != c)
+        lost = sorted(
+            f"{n} ({c} expected, {on_disk.get(n)} on disk, {now_listed.get(n)} listed)"
+            for n, c in expected.items()
+            if on_disk.get(n) != c or now_listed.get(n) != c
+        )
         undone = sorted(n for n in on_disk.keys() | now_listed.keys() if n not in expected)
-        return StressReport(people, elapsed, writer.calls, cli_writer.calls, writer.refused + cli_writer.refused,
-                            lost, undone, now_listed == on_disk, node.alive())
+        return StressReport(
+            people,
+            elapsed,
+            writer.calls,
+            cli_writer.calls,
+            writer.refused + cli_writer.refused,
+            lost,
+            undone,
+            now_listed == on_disk,
+            node.alive(),
+        )
     finally:
         stop.set()
         node.stop()
@@ -212,9 +254,13 @@ def stress(workdir: Path, people: int, seconds: float, with_cli: bool) -> Stress
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--people", type=int, default=1500, help="people in the gallery at the start")
+    parser.add_argument(
+        "--people", type=int, default=1500, help="people in the gallery at the start"
+    )
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--cli", action="store_true", help="a face-recog CLI process edits the file too")
+    parser.add_argument(
+        "--cli", action="store_true", help="a face-recog CLI process edits the file too"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="stress_gallery_") as tmp:
         report = stress(Path(tmp), args.people, args.seconds, args.cli)

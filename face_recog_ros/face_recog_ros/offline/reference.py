@@ -1,0 +1,41 @@
+"""The ageitgey/face_recognition (dlib HOG + ResNet) pipeline, as the yardstick for accuracy and
+speed.
+
+Optional: only the evaluate/benchmark commands use it, and only when it is installed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def available() -> bool:
+    try:
+        import face_recognition  # noqa: F401
+    except Exception:  # face_recognition exits/raises in several ways when its models are missing
+        return False
+    return True
+
+
+class FaceRecognitionReference:
+    """`face_recognition.face_locations` (HOG) + `face_encodings` (5-point alignment, ResNet)."""
+
+    name = "face_recognition (dlib)"
+
+    def __init__(self) -> None:
+        import face_recognition
+        self._fr = face_recognition
+
+    def locate(self, rgb: np.ndarray) -> list[tuple[int, int, int, int]]:
+        return self._fr.face_locations(rgb)
+
+    def encode(self, rgb: np.ndarray, locations: list) -> list[np.ndarray]:
+        return self._fr.face_encodings(rgb, locations)
+
+    def embed_largest(self, rgb: np.ndarray) -> np.ndarray | None:
+        locations = self.locate(rgb)
+        if not locations:
+            return None
+        top, right, bottom, left = max(locations,
+                                       key=lambda box: (box[2] - box[0]) * (box[1] - box[3]))
+        return self.encode(rgb, [(top, right, bottom, left)])[0]

@@ -1,0 +1,182 @@
+"""The node's gallery services: ~/enroll, ~/forget, ~/rename and ~/list_faces.
+
+Bad requests answer success=false with the reason; a bug or an I/O failure answers
+"internal error: ..." and is logged with its traceback, and the services keep serving. ~/enroll
+with an image enrols the one face in it; with an empty image it collects samples of the face in
+view of the first camera (the stream's live enrolment) and answers when they are in. ~/rename of
+unknown_<n> enrols that cluster of a returning stranger (the stream's promotion).
+"""
+from __future__ import annotations
+
+import functools
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from face_recog_interfaces.srv import Enroll, Forget, ListFaces, Rename
+
+from ..core.recognizer import EnrollError, FaceRecognizer
+from ..gallery.model import NameTaken, UnknownPerson
+from ..gallery.names import InvalidName, validate_name
+from ..gallery.store import GalleryNotSaved
+from ..io.image_messages import ImageConversionError, image_to_rgb
+from ..tracking.enrolment import EnrollState
+from ..tracking.stream import StreamRecognizer
+from ..tracking.strangers import UnknownCluster, is_cluster_label
+from .messages import iso_to_time
+
+DEFAULT_LIVE_SAMPLES = 5
+# Requests wait here while one is served; the default depth of 10 silently dropped the 11th.
+SERVICE_QOS = QoSProfile(
+    reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=64
+)
+
+
+def service(func: Callable) -> Callable:
+    """A service callback that answers success=false with the reason instead of raising."""
+    @functools.wraps(func)
+    def wrapper(self: GalleryServices, request: Any, response: Any) -> Any:
+        try:
+            return func(self, request, response)
+        except Exception as exc:  # a bug or an I/O failure: answer, log, keep serving
+            self._node.get_logger().error(
+                f"{func.__name__} failed: {exc}\n{traceback.format_exc()}"
+            )
+            response.success, response.message = False, f"internal error: {exc}"
+            return response
+    return wrapper
+
+
+class GalleryServices:
+    """The services of ``node`` over ``recognizer``; live enrolment and promotion use ``stream``
+    (the first camera's). ``settings`` is the node's dict of node-level parameters."""
+
+    def __init__(self, node: Node, recognizer: FaceRecognizer, stream: StreamRecognizer,
+                 settings: dict[str, Any]) -> None:
+        self._node = node
+        self.recognizer = recognizer
+        self._stream = stream
+        self._settings = settings
+        self._enroll_lock = threading.Lock()
+        group = ReentrantCallbackGroup()
+        for srv_type, name, handler in ((Enroll, "~/enroll", self._enroll),
+                                        (Forget, "~/forget", self._forget),
+                                        (Rename, "~/rename", self._rename),
+                                        (ListFaces, "~/list_faces", self._list_faces)):
+            node.create_service(
+                srv_type, name, handler, qos_profile=SERVICE_QOS, callback_group=group
+            )
+
+    @service
+    def _enroll(self, request: Enroll.Request, response: Enroll.Response) -> Enroll.Response:
+        if not self._enroll_lock.acquire(blocking=False):
+            response.success, response.message = False, (
+                "another enrolment is in progress; try again when it has finished"
+            )
+            return response
+        try:
+            name = validate_name(request.name)
+            if request.image.width == 0 and request.image.height == 0:
+                return self._enroll_live(name, request, response)
+            return self._enroll_image(name, request, response)
+        except InvalidName as exc:
+            response.success, response.message = False, f"invalid name: {exc}"
+            return response
+        finally:
+            self._enroll_lock.release()
+
+    def _enroll_image(self, name: str, request: Enroll.Request,
+                      response: Enroll.Response) -> Enroll.Response:
+        try:
+            rgb = image_to_rgb(request.image, self._settings["max_input_pixels"])
+            result = self.recognizer.enroll(
+                name, [rgb], overwrite=request.overwrite, require_single=True, labels=["the image"]
+            )
+        except ImageConversionError as exc:
+            response.success, response.message = False, f"cannot read the image: {exc}"
+            return response
+        except EnrollError as exc:
+            response.success, response.message = False, str(exc)
+            return response
+        except GalleryNotSaved as exc:
+            response.success, response.message = False, f"nothing was enrolled: {exc}"
+            return response
+        response.success, response.samples_added, response.total_samples = (
+            True,
+            result.added,
+            result.total,
+        )
+        response.message = (
+            f"enrolled {name!r} from the image; {name!r} now has {result.total} sample(s)"
+        )
+        return response
+
+    def _enroll_live(self, name: str, request: Enroll.Request,
+                     response: Enroll.Response) -> Enroll.Response:
+        """Collect samples of the face in view of the first camera; wait for the outcome."""
+        wanted = request.num_samples or DEFAULT_LIVE_SAMPLES
+        # Track ids start at 1, so 0 (the field's default when a caller leaves it out) = largest
+        # face.
+        track_id = request.track_id if request.track_id > 0 else -1
+        try:
+            status = self._stream.enroll_live(name, wanted, track_id, request.overwrite,
+                                              timeout=self._settings["enroll_timeout"])
+        except ValueError as exc:
+            response.success, response.message = False, str(exc)
+            return response
+        response.success = status.state == EnrollState.DONE
+        response.message = status.text()
+        if status.result is not None:
+            response.samples_added, response.total_samples = (
+                status.result.added,
+                status.result.total,
+            )
+        return response
+
+    @service
+    def _forget(self, request: Forget.Request, response: Forget.Response) -> Forget.Response:
+        try:
+            name = validate_name(request.name)
+            self.recognizer.forget(name)
+        except (InvalidName, UnknownPerson, GalleryNotSaved) as exc:
+            response.success, response.message = False, str(exc)
+            return response
+        response.success, response.message = True, f"forgot {name!r}"
+        return response
+
+    @service
+    def _rename(self, request: Rename.Request, response: Rename.Response) -> Rename.Response:
+        old = request.old_name.strip()
+        try:
+            new = validate_name(request.new_name)
+            if is_cluster_label(
+                old
+            ):  # a returning stranger (tracking.cluster_unknowns) gets a name
+                result = self._stream.promote_unknown(old, new, merge=request.merge)
+                message = (f"enrolled {old} as {new!r}: {result.added} sample(s) added, "
+                           f"{result.total} in total")
+            else:
+                self.recognizer.rename(validate_name(old), new, merge=request.merge)
+                message = f"renamed {old!r} to {new!r}"
+        except (InvalidName, UnknownPerson, UnknownCluster, NameTaken, GalleryNotSaved) as exc:
+            response.success, response.message = False, str(exc)
+            return response
+        response.success, response.message = True, message
+        return response
+
+    @service
+    def _list_faces(
+        self, request: ListFaces.Request, response: ListFaces.Response
+    ) -> ListFaces.Response:
+        people = sorted(self.recognizer.people(), key=lambda p: p.name)
+        response.names = [p.name for p in people]
+        response.sample_counts = [p.samples for p in people]
+        response.enrolled_at = [iso_to_time(p.enrolled_at) for p in people]
+        response.success = True
+        response.message = f"{len(people)} people, {sum(p.samples for p in people)} samples"
+        return response
