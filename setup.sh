@@ -4,7 +4,8 @@
 #   ./setup.sh test      install (if needed), then run the whole pytest suite
 #   ./setup.sh install   install only
 # Installs into <repo>/.venv: ROS 2 (Kilted) Python wheels from PyPI, the runtime and test
-# libraries, face_recog_interfaces built with CMake, and face_recog_ros (editable).
+# libraries, face_recog_interfaces built with CMake, the test-only copies of vision_msgs and
+# hri_msgs (face_recog_ros/test/interfaces/, not on PyPI), and face_recog_ros (editable).
 # Each step keeps a stamp holding a hash of its inputs, so a second run takes seconds.
 # Set PYTHON=/path/to/python3.X (3.10-3.13) to choose the interpreter.
 set -euo pipefail
@@ -19,6 +20,7 @@ PYTHON=${PYTHON:-python3}
 # are not pulled in by the other wheels' dependencies, so they are named explicitly.
 ROS_PKGS=(
   "ros-rclpy~=9.1.2" "ros-rmw-fastrtps-cpp~=9.3.3"
+  "ros-rcl-lifecycle~=10.1.3" "ros-lifecycle-msgs~=2.3.0"
   "ros-std-msgs~=5.5.1" "ros-sensor-msgs~=5.5.1" "ros-geometry-msgs~=5.5.1"
   "ros-diagnostic-msgs~=5.5.1" "ros-builtin-interfaces~=2.3.0"
   "ros-ament-index-python~=1.11.0" "ros-ament-package~=0.17.2"
@@ -136,6 +138,24 @@ link_share() {
   done
 }
 
+# Builds and installs one interface package (rosidl, CMake) into the venv, unless its stamp matches.
+build_interfaces() {
+  local name=$1 src=$2 h
+  h=$(hash_of "$("$VENV/bin/python" -V 2>&1)" -- "$src")
+  stamp_ok "interfaces-$name" "$h" && return
+  say "building $name (CMake, ~1 min)"
+  fix_cmake_paths
+  local b="$BUILD/$name"
+  rm -rf "$b"
+  run_logged env PATH="$VENV/bin:$PATH" cmake -S "$src" -B "$b" \
+    -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
+    -DCMAKE_PREFIX_PATH="$VENV" -DCMAKE_INSTALL_PREFIX="$VENV" \
+    -DPython3_EXECUTABLE="$VENV/bin/python"
+  run_logged cmake --build "$b" -j "$(nproc 2>/dev/null || echo 2)"
+  run_logged cmake --install "$b"
+  stamp_set "interfaces-$name" "$h"
+}
+
 install_all() {
   mkdir -p "$BUILD"
   : >"$LOG"
@@ -153,24 +173,16 @@ install_all() {
     run_logged "${pip[@]}" install "${ROS_PKGS[@]}" "${RUNTIME_PKGS[@]}" "${TEST_PKGS[@]}"
     run_logged "${pip[@]}" install --no-deps "${NO_DEPS_PKGS[@]}"
     stamp_set deps "$h"
-    rm -f "$VENV/.stamp-interfaces"  # rebuilt against the (possibly new) ROS wheels
+    rm -f "$VENV"/.stamp-interfaces*  # rebuilt against the (possibly new) ROS wheels
   fi
   write_env_hook
 
-  h=$(hash_of "$("$VENV/bin/python" -V 2>&1)" -- "$ROOT/face_recog_interfaces")
-  if ! stamp_ok interfaces "$h"; then
-    say "building face_recog_interfaces (CMake, ~1 min)"
-    fix_cmake_paths
-    local b="$BUILD/face_recog_interfaces"
-    rm -rf "$b"
-    run_logged env PATH="$VENV/bin:$PATH" cmake -S "$ROOT/face_recog_interfaces" -B "$b" \
-      -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
-      -DCMAKE_PREFIX_PATH="$VENV" -DCMAKE_INSTALL_PREFIX="$VENV" \
-      -DPython3_EXECUTABLE="$VENV/bin/python"
-    run_logged cmake --build "$b" -j "$(nproc 2>/dev/null || echo 2)"
-    run_logged cmake --install "$b"
-    stamp_set interfaces "$h"
-  fi
+  build_interfaces face_recog_interfaces "$ROOT/face_recog_interfaces"
+  # Test-only: vision_msgs and hri_msgs are not on PyPI; on a robot rosdep installs the real ones.
+  local name
+  for name in vision_msgs hri_msgs; do
+    build_interfaces "$name" "$ROOT/face_recog_ros/test/interfaces/$name"
+  done
 
   local pkg="$ROOT/face_recog_ros"
   h=$(hash_of editable_mode=compat -- "$pkg/setup.py" "$pkg/setup.cfg")
@@ -185,7 +197,7 @@ install_all() {
   link_share "$pkg"
 
   if ! "$VENV/bin/python" -c '
-import rclpy, face_recog_interfaces.msg, face_recog_ros
+import rclpy, rclpy.lifecycle, face_recog_interfaces.msg, vision_msgs.msg, hri_msgs.msg, face_recog_ros
 from ament_index_python.packages import get_package_share_directory
 get_package_share_directory("face_recog_ros")' >>"$LOG" 2>&1; then
     rm -f "$VENV"/.stamp-*  # redo every step next time

@@ -110,8 +110,8 @@ def parse_python(path: Path) -> Launch:
         elif name == "LaunchConfiguration":
             used.add(call.args[0].value)
         elif name == "SetEnvironmentVariable":
-            env[call.args[0].value] = call.args[1].value
-        elif name == "Node":
+            env[call.args[0].value] = literal(call.args[1], constants)
+        elif name in ("Node", "LifecycleNode"):
             values = {k: literal(v, constants) for k, v in kw.items()}
             nodes.append(
                 LaunchNode(
@@ -207,6 +207,8 @@ def test_recognition_launch_starts_the_node_with_params_file_and_remapping(kind:
         "params_file",
         "use_compressed",
         "log_level",
+        "autostart",
+        "fastdds_profile",
     }
     (node,) = launch.nodes
     assert (node.package, node.executable, node.name) == (PACKAGE, "face_recognition_node",
@@ -214,10 +216,16 @@ def test_recognition_launch_starts_the_node_with_params_file_and_remapping(kind:
     assert (
         node.parameters[0] == "$(var params_file)"
     )  # the file first: launch arguments override it
-    assert merged_params(node) == {"use_compressed": "$(var use_compressed)"}
+    assert merged_params(node) == {"use_compressed": "$(var use_compressed)",
+                                   "autostart": "$(var autostart)"}
     assert node.remappings == {"image": "$(var image_topic)"}
     assert node.arguments == ["--ros-args", "--log-level", "$(var log_level)"]
-    assert launch.env == {"OPENBLAS_NUM_THREADS": "1"}
+    assert launch.env == {"OPENBLAS_NUM_THREADS": "1",
+                          "FASTDDS_DEFAULT_PROFILES_FILE": "$(var fastdds_profile)",
+                          "FASTRTPS_DEFAULT_PROFILES_FILE": "$(var fastdds_profile)"}
+    profile = launch.arguments["fastdds_profile"].replace(f"$(find-pkg-share {PACKAGE})", share())
+    assert Path(profile) == Path(share()) / "config" / "fastdds_large_frames.xml"
+    assert Path(profile).is_file()
     default = launch.arguments["params_file"].replace(f"$(find-pkg-share {PACKAGE})", share())
     assert Path(default) == Path(share()) / "config" / "face_recognition.yaml"
     assert Path(default).is_file()
@@ -293,3 +301,48 @@ def test_launch_system_loads_the_description(name: str, kind: str) -> None:
     assert set(declared) >= set(static)  # included files' arguments are listed too
     text = launch.LaunchIntrospector().format_launch_description(description)
     assert "face_recog_ros" in text or "IncludeLaunchDescription" in text
+
+
+@pytest.mark.parametrize("kind", ["py", "xml"])
+def test_webcam_launch_applies_the_fastdds_profile_to_the_camera_too(kind: str) -> None:
+    launch = load("webcam", kind)
+    assert launch.env["FASTDDS_DEFAULT_PROFILES_FILE"] == "$(var fastdds_profile)"
+    ((_, args),) = launch.includes
+    assert args["fastdds_profile"] == "$(var fastdds_profile)"
+    assert args["autostart"] == "$(var autostart)"
+
+
+def test_python_launch_drives_the_lifecycle_when_autostart_is_false() -> None:
+    tree = ast.parse((LAUNCH / "face_recognition.launch.py").read_text())
+    emitted = [ast.unparse(c) for c in ast.walk(tree) if isinstance(c, ast.Call)
+               and call_name(c) == "transition"]
+    assert any("TRANSITION_CONFIGURE" in e and "condition=manual" in e for e in emitted)
+    handlers = [ast.unparse(c) for c in ast.walk(tree) if isinstance(c, ast.Call)
+                and call_name(c) == "RegisterEventHandler"]
+    assert len(handlers) == 1
+    assert "goal_state='inactive'" in handlers[0] and "TRANSITION_ACTIVATE" in handlers[0]
+    assert "condition=manual" in handlers[0]
+    assert "manual = UnlessCondition(LaunchConfiguration('autostart'))" in ast.unparse(tree)
+
+
+def test_the_fastdds_profile_loads_in_a_ros_process(tmp_path) -> None:
+    """Fast DDS reads the shipped profile without complaint, and two nodes still talk."""
+    import subprocess
+    import sys
+    script = (
+        "import rclpy; from rclpy.node import Node; from std_msgs.msg import String\n"
+        "rclpy.init(); n = Node('profile_probe'); got = []\n"
+        "n.create_subscription(String, 'x', got.append, 10)\n"
+        "p = n.create_publisher(String, 'x', 10)\n"
+        "for _ in range(50):\n"
+        "    p.publish(String(data='hi')); rclpy.spin_once(n, timeout_sec=0.05)\n"
+        "    if got: break\n"
+        "print('received', len(got))\n")
+    env = dict(os.environ, FASTDDS_DEFAULT_PROFILES_FILE=str(PKG / "config" /
+                                                             "fastdds_large_frames.xml"),
+               ROS_DOMAIN_ID=str(os.getpid() % 100 + 1))
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "received" in done.stdout and "received 0" not in done.stdout
+    assert "error" not in done.stderr.lower(), done.stderr

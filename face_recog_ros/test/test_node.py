@@ -266,11 +266,10 @@ def test_diagnostics_report_rates_latencies_and_counters(graph, enrolled):
     def busy_window() -> tuple[Any, dict[str, float]] | None:
         for msg in reversed(diagnostics):
             for status in msg.status:
+                if status.name != "face_recognition_node: camera image":
+                    continue
                 values = {v.key: float(v.value) for v in status.values}
-                if (
-                    status.name == "face_recognition_node: image"
-                    and values["processed_rate_hz"] > 0
-                ):
+                if values["processed_rate_hz"] > 0:
                     return status, values
         return None
 
@@ -595,10 +594,10 @@ def test_gallery_written_by_another_process_is_picked_up(graph, enrolled):
     assert graph.forget("Shared Grace").success
 
 
-def test_reliable_images_option_subscribes_reliably(graph, tmp_path):
+def test_image_reliability_reliable_subscribes_reliably(graph, tmp_path):
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     node = FaceRecognitionNode(context=graph.context, namespace="reliable", parameter_overrides=[
-        Parameter("gallery.path", value=""), Parameter("reliable_images", value=True)])
+        Parameter("gallery.path", value=""), Parameter("image_reliability", value="reliable")])
     try:
         graph.executor.add_node(node)
         info = node.get_subscriptions_info_by_topic("/reliable/image")

@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -26,8 +27,18 @@ from face_recog_ros.io.image_decoding import (
     claimed_size,
     decode_image,
 )
+from face_recog_ros.io.image_messages import ImageConversionError, Refusal, compressed_to_rgb
+from face_recog_ros.io.images import load_image
 
-MAX_PIXELS = 7680 * 4320  # the node's default max_input_pixels
+MAX_PIXELS = 7680 * 4320
+
+
+@dataclass
+class CompressedImage:
+    """The fields compressed_to_rgb reads (sensor_msgs/CompressedImage or a rosbags message)."""
+
+    format: str
+    data: bytes  # the node's default max_input_pixels
 
 
 def bmp_rle8(width: int, height: int) -> bytes:
@@ -200,3 +211,16 @@ def test_mutated_bombs_never_escape_or_decode_big(name: str, patch: bytes, where
     except ImageFormatError:
         return
     assert rgb.shape[0] * rgb.shape[1] <= MAX_PIXELS
+
+
+@pytest.mark.parametrize("name", sorted(BOMBS))
+def test_bombs_as_compressed_messages_and_files_are_refused(name: str, tmp_path) -> None:
+    """The node's CompressedImage path and the CLI's photo path both go through the bound."""
+    message = CompressedImage(format="", data=BOMBS[name])
+    with pytest.raises(ImageConversionError) as refused:
+        compressed_to_rgb(message, MAX_PIXELS)
+    assert refused.value.cause is Refusal.TOO_LARGE
+    path = tmp_path / f"{name}.img"
+    path.write_bytes(BOMBS[name])
+    with pytest.raises(ValueError, match="cannot read image .*max_pixels"):
+        load_image(path)

@@ -17,7 +17,7 @@ from typing import Callable, Protocol
 import cv2
 import numpy as np
 
-from .image_decoding import ImageFormatError, claimed_size
+from .image_decoding import ImageFormatError, ImageTooLarge, UnsupportedFormat, decode_image
 
 
 class Image(Protocol):
@@ -68,8 +68,12 @@ class ImageConversionError(ValueError):
 class UnsupportedEncoding(ImageConversionError):
     """The encoding is valid ROS but not one this node can read (e.g. 16-bit or float)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, Refusal.UNSUPPORTED_ENCODING)
+    def __init__(self, message: str, cause: Refusal = Refusal.UNSUPPORTED_ENCODING) -> None:
+        super().__init__(message, cause)
+
+
+# image_decoding's errors for compressed images, by cause (anything else: corrupt data).
+_REFUSALS = {ImageTooLarge: Refusal.TOO_LARGE, UnsupportedFormat: Refusal.UNSUPPORTED_ENCODING}
 
 
 @dataclass(frozen=True)
@@ -190,41 +194,23 @@ def image_to_rgb(msg: Image, max_pixels: int | None = DEFAULT_MAX_PIXELS, *,
     return layout.to_rgb(view)
 
 
-def _header_size(data: np.ndarray) -> tuple[int, int] | None:
-    """(width, height) from a PNG or JPEG header (image_decoding's readers), so huge images are
-    refused before decoding; None for other formats, which are checked once decoded. A PNG or
-    JPEG whose header cannot be read is refused: libjpeg would skip the damage and allocate
-    whatever size it then finds."""
-    raw = data.tobytes()
-    if not raw.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8")):
-        return None
-    try:
-        size = claimed_size(raw)
-    except ImageFormatError as exc:
-        raise ImageConversionError(str(exc), Refusal.CORRUPT_COMPRESSED) from None
-    return size.width, size.height
-
-
 def compressed_to_rgb(
     msg: CompressedImage, max_pixels: int | None = DEFAULT_MAX_PIXELS
 ) -> np.ndarray:
-    """Decode a sensor_msgs/CompressedImage (JPEG, PNG, anything cv2.imdecode reads) to RGB uint8.
+    """Decode a sensor_msgs/CompressedImage (JPEG, PNG, or another format image_decoding allows)
+    to RGB uint8.
 
-    Raises UnsupportedEncoding for compressedDepth, ImageConversionError for empty or corrupt data
-    and for images over max_pixels (checked from the PNG/JPEG header before decoding).
+    Raises UnsupportedEncoding for compressedDepth and formats off the allow-list, and
+    ImageConversionError for empty or corrupt data and for images over max_pixels (checked from
+    the header before anything is decoded).
     """
     if "compresseddepth" in msg.format.lower():
         raise UnsupportedEncoding(f"unsupported compressed format {msg.format!r} (depth images)")
     if len(msg.data) == 0:
         raise ImageConversionError("compressed image has no data", Refusal.EMPTY_DATA)
-    buf = np.frombuffer(msg.data, dtype=np.uint8)
-    size = _header_size(buf)
-    if size is not None:
-        _check_size(*size, max_pixels)
-    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    if bgr is None:
+    try:
+        return decode_image(msg.data, max_pixels)
+    except ImageFormatError as exc:
         raise ImageConversionError(
-            f"could not decode compressed image (format {msg.format!r}, {len(msg.data)} bytes)",
-            Refusal.CORRUPT_COMPRESSED)
-    _check_size(bgr.shape[1], bgr.shape[0], max_pixels)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            f"compressed image (format {msg.format!r}, {len(msg.data)} bytes): {exc}",
+            _REFUSALS.get(type(exc), Refusal.CORRUPT_COMPRESSED)) from None

@@ -7,18 +7,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from .image_decoding import ImageFormatError, decode_image
+
+# The largest phone cameras take 108 MP photos; a file claiming more is damaged or hostile.
+MAX_PHOTO_PIXELS = 120_000_000
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".webp", ".tif", ".tiff"}
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file as RGB uint8; ValueError with the path when it cannot be decoded."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"cannot read image {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+def load_image(path: str | Path, max_pixels: int | None = MAX_PHOTO_PIXELS) -> np.ndarray:
+    """Read an image file as RGB uint8; ValueError with the path when it cannot be decoded.
+
+    Decoded through image_decoding, so a file whose header claims more than ``max_pixels``
+    pixels is refused before OpenCV allocates it.
+    """
+    try:
+        return decode_image(Path(path).read_bytes(), max_pixels)
+    except (ImageFormatError, OSError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ValueError(f"cannot read image {path}: {reason}") from None
 
 
 def images_in(folder: str | Path) -> list[Path]:

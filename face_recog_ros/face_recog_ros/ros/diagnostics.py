@@ -1,4 +1,4 @@
-"""Per-camera counters and their /diagnostics status.
+"""Per-camera counters and the /diagnostics statuses (levels: diagnostic_levels.py).
 
 The subscription callback and the worker thread count into CameraStats; the diagnostics timer
 takes a window (rates and mean latencies since the previous report) plus running totals.
@@ -10,6 +10,7 @@ Key names are stable so monitoring tools and tools/bench_node.py can read them:
         detect, align, embed, match, total without) plus queue (subscription callback -> the
         worker picks the frame), convert (message -> RGB), publish (building and sending
         ~/faces and ~/events) and receive_to_publish (all of it),
+    window_s (length of this window), image_age_s (seconds since the last image),
     embeddings_per_frame, faces_per_frame, gallery_people, gallery_samples,
     errors_<cause> (running totals, every cause in INPUT_PROBLEMS), errors_total.
 
@@ -25,6 +26,7 @@ from collections import Counter, defaultdict
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
 from ..io.image_messages import Refusal
+from .diagnostic_levels import Verdict
 
 BLANK_FRAME = "blank_frame"  # all one colour (black, white, covered lens): processed, but flagged
 PROCESSING_ERROR = "processing_error"  # an exception in the pipeline (a bug): the frame is skipped
@@ -46,9 +48,11 @@ class CameraStats:
         self._window_errors: Counter[str] = Counter()
         self._latency: defaultdict[str, float] = defaultdict(float)
         self._since = time.monotonic()
+        self.last_image: float | None = None  # time.monotonic() of the last image received
 
     def received(self) -> None:
         with self._lock:
+            self.last_image = time.monotonic()
             self.totals["received"] += 1
             self._window["received"] += 1
 
@@ -93,6 +97,7 @@ class CameraStats:
         values = {
             "input_rate_hz": window["received"] / span,
             "processed_rate_hz": processed / span,
+            "window_s": span,
             "dropped_frames": float(window["dropped"]),
             "dropped_frames_total": float(totals["dropped"]),
             "skipped_frames_total": float(totals["skipped"]),
@@ -110,27 +115,23 @@ class CameraStats:
         return values, problems
 
 
-def camera_status(name: str, hardware_id: str, values: dict[str, float], problems: Counter[str],
-                  extra: dict[str, float]) -> DiagnosticStatus:
-    """One DiagnosticStatus: WARN when no frames came or some were refused in this window."""
-    errors = {c: n for c, n in problems.items() if c not in NOT_ERRORS}
-    if errors:
-        level = DiagnosticStatus.WARN
-        message = "refused frames: " + ", ".join(f"{c} x{n}" for c, n in sorted(errors.items()))
-    elif values["input_rate_hz"] == 0.0:
-        level, message = DiagnosticStatus.WARN, f"no images received on {hardware_id}"
-    else:
-        level = DiagnosticStatus.OK
-        message = (
-            f"{values['processed_rate_hz']:.1f} of {values['input_rate_hz']:.1f} Hz processed, "
-            f"{values.get('latency_total_ms', 0.0):.1f} ms per frame"
-        )
+def camera_status(name: str, hardware_id: str, verdict: Verdict, values: dict[str, float],
+                  problems: Counter[str], extra: dict[str, float]) -> DiagnosticStatus:
+    """One camera's DiagnosticStatus: the verdict's level and message, and every figure."""
+    message = verdict.message
     if problems.get(BLANK_FRAME):
         message += "; blank frames (covered lens or failed exposure?)"
-    pairs = {**values, **extra}
-    return DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
-                            values=[KeyValue(key=k, value=_fmt(v)) for k, v in pairs.items()])
+    return status(name, hardware_id, verdict.level, message, {**values, **extra})
 
 
-def _fmt(value: float) -> str:
+def status(name: str, hardware_id: str, level: int, message: str,
+           values: dict[str, float | str]) -> DiagnosticStatus:
+    return DiagnosticStatus(level=bytes([level]), name=name, message=message,
+                            hardware_id=hardware_id,
+                            values=[KeyValue(key=k, value=_fmt(v)) for k, v in values.items()])
+
+
+def _fmt(value: float | str) -> str:
+    if isinstance(value, str):
+        return value
     return str(int(value)) if float(value).is_integer() else f"{value:.3f}"

@@ -6,6 +6,11 @@ instead of queueing. Images come in on a node of their own ("<name>_image_input"
 single-threaded executor, which keeps up with 30 Hz where a multi-threaded one does not). All
 cameras share one FaceRecognizer (models and gallery are used under its lock), so one worker is
 enough. Every refused or flagged frame is counted by cause, and the first of each cause logged.
+
+An ImageInput lives for one activation of the node: created by on_activate, destroyed (with its
+subscriptions, publishers and threads) by on_deactivate, so an inactive node takes no frames.
+The subscription's reliability follows image_reliability (image_qos.py); with `auto` the node
+calls recheck_qos() as publishers come and go, and a changed choice re-subscribes.
 """
 from __future__ import annotations
 
@@ -28,15 +33,18 @@ from ..io.image_messages import ImageConversionError, compressed_to_rgb, image_t
 from ..tracking.stream import StreamRecognizer
 from .conversion import rgb_to_image
 from .diagnostics import BLANK_FRAME, PROCESSING_ERROR, CameraStats
+from .image_qos import BEST_EFFORT, RELIABLE, choose_reliability
 from .messages import event_to_msg, faces_to_msg
+from .standard_outputs import StandardOutputs
 
 # Newest frame only: an old frame is worth nothing to a robot once a newer one exists.
-IMAGE_QOS = QoSProfile(
-    reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=1
-)
-RELIABLE_IMAGE_QOS = QoSProfile(
-    reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=1
-)
+IMAGE_QOS = {
+    BEST_EFFORT: QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT,
+                            history=HistoryPolicy.KEEP_LAST, depth=1),
+    RELIABLE: QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                         depth=1),
+}
+OFFERED = {ReliabilityPolicy.RELIABLE: RELIABLE, ReliabilityPolicy.BEST_EFFORT: BEST_EFFORT}
 
 
 def is_blank(rgb: np.ndarray) -> bool:
@@ -67,6 +75,8 @@ class Camera:
     stats: CameraStats = field(default_factory=CameraStats)
     pending: tuple[Any, float] | None = None  # (message, time.monotonic() at receipt)
     received: int = 0
+    subscription: Any = None
+    reliability: str = ""  # of the subscription: RELIABLE or BEST_EFFORT
 
 
 class ImageInput:
@@ -75,9 +85,12 @@ class ImageInput:
     ``settings`` is the node's dict of node-level parameters, read as it is now.
     """
 
-    def __init__(self, node: Node, settings: dict[str, Any]) -> None:
+    def __init__(self, node: Node, settings: dict[str, Any],
+                 outputs: StandardOutputs | None = None) -> None:
         self._node = node
         self._settings = settings
+        self._outputs = outputs
+        self.started = time.monotonic()
         self._wake = threading.Condition()  # guards every Camera.pending; wakes the worker
         self._stopping = False
         self._warned: set[str] = set()
@@ -102,20 +115,37 @@ class ImageInput:
         camera = Camera(topic, stream, node.create_publisher(FaceArray, prefix + "faces", 10),
                         node.create_publisher(FaceEvent, prefix + "events", 10),
                         node.create_publisher(Image, prefix + "image_annotated", 1))
-        qos = RELIABLE_IMAGE_QOS if self._settings["reliable_images"] else IMAGE_QOS
-        if self._settings["use_compressed"]:
-            # image_transport convention: remap the base topic, the transport suffix follows it.
-            self._input.create_subscription(
-                CompressedImage,
-                node.resolve_topic_name(topic) + "/compressed",
-                lambda msg: self._on_image(camera, msg),
-                qos,
-            )
-        else:
-            self._input.create_subscription(Image, node.resolve_topic_name(topic),
-                                            lambda msg: self._on_image(camera, msg), qos)
+        self._subscribe(camera)
         self.cameras.append(camera)
         return camera
+
+    def topic_of(self, camera: Camera) -> str:
+        """The absolute topic name subscribed (the image_transport /compressed suffix too)."""
+        topic = self._node.resolve_topic_name(camera.topic)
+        return topic + "/compressed" if self._settings["use_compressed"] else topic
+
+    def _subscribe(self, camera: Camera) -> None:
+        """(Re-)subscribe with the reliability image_reliability and the publishers call for."""
+        topic = self.topic_of(camera)
+        offered = [OFFERED.get(info.qos_profile.reliability, "unknown")
+                   for info in self._input.get_publishers_info_by_topic(topic)]
+        choice = choose_reliability(self._settings["image_reliability"], offered)
+        if camera.subscription is not None:
+            if choice.reliability == camera.reliability:
+                return
+            self._input.destroy_subscription(camera.subscription)
+        msg_type = CompressedImage if self._settings["use_compressed"] else Image
+        camera.subscription = self._input.create_subscription(
+            msg_type, topic, lambda msg: self._on_image(camera, msg),
+            IMAGE_QOS[choice.reliability])
+        camera.reliability = choice.reliability
+        log = self._node.get_logger()
+        (log.warning if choice.warning else log.info)(f"{topic}: subscribing {choice.reason}")
+
+    def recheck_qos(self) -> None:
+        """Re-decide each camera's reliability from the publishers there now."""
+        for camera in self.cameras:
+            self._subscribe(camera)
 
     def start(self) -> None:
         self._worker.start()
@@ -133,8 +163,14 @@ class ImageInput:
             self._spinner.join(timeout=5.0)
 
     def destroy(self) -> None:
+        """Stop, then remove the subscriptions and every publisher (deactivation)."""
         self.stop()
         self._input.destroy_node()
+        if self._outputs is not None:
+            self._outputs.close()
+        for camera in self.cameras:
+            for publisher in (camera.faces_pub, camera.events_pub, camera.annotated_pub):
+                self._node.destroy_publisher(publisher)
 
     def _spin(self) -> None:
         try:
@@ -190,6 +226,8 @@ class ImageInput:
         )
         for event in result.events:
             camera.events_pub.publish(event_to_msg(event, msg.header))
+        if self._outputs is not None:
+            self._outputs.publish(self.cameras.index(camera), result, msg.header, rgb)
         published = time.monotonic()
         if (
             self._settings["publish_annotated"]

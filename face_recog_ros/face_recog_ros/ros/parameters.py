@@ -19,6 +19,8 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 
 from ..config import RecognizerConfig, default_config_path, ros_parameters
 from ..options import check_value, iter_options, option, set_option
+from .diagnostic_levels import Thresholds
+from .image_qos import AUTO, MODES
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,10 @@ class NodeParam:
     low: float | None = None
     high: float | None = None
     read_only: bool = False
+    choices: tuple[str, ...] | None = None
 
 
+_THRESHOLDS = Thresholds()
 NODE_PARAMS: tuple[NodeParam, ...] = (
     NodeParam(
         "image_topics",
@@ -50,11 +54,35 @@ NODE_PARAMS: tuple[NodeParam, ...] = (
         read_only=True,
     ),
     NodeParam(
-        "reliable_images",
+        "autostart",
+        True,
+        "Configure and activate the (lifecycle) node as it starts. false: it waits unconfigured "
+        "for lifecycle transitions (ros2 lifecycle set, a launch file, a lifecycle manager)",
+        read_only=True,
+    ),
+    NodeParam(
+        "image_reliability",
+        AUTO,
+        "Image subscription reliability (keep-last 1 either way). auto: reliable when every "
+        "publisher of the topic offers reliable, otherwise best-effort, re-decided as publishers "
+        "come and go (as rosbag2 does); a best-effort subscriber loses most raw frames from "
+        "another process",
+        read_only=True,
+        choices=MODES,
+    ),
+    NodeParam(
+        "publish_detections",
+        True,
+        "Publish ~/detections (vision_msgs/Detection2DArray: one detection per face, id = "
+        "track id, class_id = label, score = similarity) when vision_msgs is installed",
+        read_only=True,
+    ),
+    NodeParam(
+        "publish_rep155",
         False,
-        "Subscribe to images with RELIABLE instead of best-effort QoS "
-        "(still keep-last 1, so nothing queues). Only for reliable publishers: it stops raw "
-        "frames being lost between processes when DDS cannot fit them in its buffers",
+        "Publish the ROS4HRI (REP-155) face topics: /humans/faces/tracked, "
+        "/humans/faces/<id>/roi, /cropped and /aligned (while subscribed), and "
+        "/humans/candidate_matches (face -> enrolled person); needs hri_msgs",
         read_only=True,
     ),
     NodeParam(
@@ -93,6 +121,22 @@ NODE_PARAMS: tuple[NodeParam, ...] = (
         low=0.1,
         high=3600.0,
         read_only=True,
+    ),
+    NodeParam(
+        "diagnostics_image_timeout",
+        _THRESHOLDS.image_timeout,
+        "Seconds without an image (since activation before the first one) after which a "
+        "camera's /diagnostics status is ERROR",
+        low=0.1,
+        high=3600.0,
+    ),
+    NodeParam(
+        "diagnostics_min_processed_ratio",
+        _THRESHOLDS.min_processed_ratio,
+        "A camera's /diagnostics status is WARN when fewer than this share of the frames it "
+        "should process (received / process_every_n) were processed in a report window",
+        low=0.0,
+        high=1.0,
     ),
     NodeParam(
         "gallery_poll_period",
@@ -151,7 +195,7 @@ def check_node_value(name: str, value: Any) -> Any:
             raise ValueError(f"parameter '{name}' lists a topic twice: {list(value)!r}")
         return list(value)
     return check_value(name, value, option(param.default, param.description, low=param.low,
-                                           high=param.high))
+                                           high=param.high, choices=param.choices))
 
 
 def _ros_type(default: Any) -> int:
@@ -197,7 +241,7 @@ def declarations(config: RecognizerConfig, node_defaults: dict[str, Any]
     for p in NODE_PARAMS:
         value = node_defaults[p.name]
         out.append((p.name, value, descriptor(p.name, value, p.description, low=p.low, high=p.high,
-                                              read_only=p.read_only)))
+                                              choices=p.choices, read_only=p.read_only)))
     return out
 
 

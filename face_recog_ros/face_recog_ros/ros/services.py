@@ -5,6 +5,10 @@ Bad requests answer success=false with the reason; a bug or an I/O failure answe
 with an image enrols the one face in it; with an empty image it collects samples of the face in
 view of the first camera (the stream's live enrolment) and answers when they are in. ~/rename of
 unknown_<n> enrols that cluster of a returning stranger (the stream's promotion).
+
+The services exist in every lifecycle state and say when they cannot serve: ~/enroll needs the
+models running (the node active); ~/forget, ~/rename and ~/list_faces need the gallery loaded
+(the node configured: inactive or active).
 """
 from __future__ import annotations
 
@@ -43,6 +47,9 @@ def service(func: Callable) -> Callable:
     def wrapper(self: GalleryServices, request: Any, response: Any) -> Any:
         try:
             return func(self, request, response)
+        except Unavailable as exc:
+            response.success, response.message = False, str(exc)
+            return response
         except Exception as exc:  # a bug or an I/O failure: answer, log, keep serving
             self._node.get_logger().error(
                 f"{func.__name__} failed: {exc}\n{traceback.format_exc()}"
@@ -52,15 +59,18 @@ def service(func: Callable) -> Callable:
     return wrapper
 
 
-class GalleryServices:
-    """The services of ``node`` over ``recognizer``; live enrolment and promotion use ``stream``
-    (the first camera's). ``settings`` is the node's dict of node-level parameters."""
+class Unavailable(Exception):
+    """The node's lifecycle state does not allow this request; the message says what would."""
 
-    def __init__(self, node: Node, recognizer: FaceRecognizer, stream: StreamRecognizer,
-                 settings: dict[str, Any]) -> None:
+
+class GalleryServices:
+    """The services of ``node``, over what its current lifecycle state provides: the node's
+    ``recognizer`` (None until configured), ``live_stream`` (the first camera's stream: live
+    enrolment and promotion) and ``state_label``. ``settings`` is the node's dict of node-level
+    parameters."""
+
+    def __init__(self, node: Node, settings: dict[str, Any]) -> None:
         self._node = node
-        self.recognizer = recognizer
-        self._stream = stream
         self._settings = settings
         self._enroll_lock = threading.Lock()
         group = ReentrantCallbackGroup()
@@ -72,8 +82,26 @@ class GalleryServices:
                 srv_type, name, handler, qos_profile=SERVICE_QOS, callback_group=group
             )
 
+    @property
+    def recognizer(self) -> FaceRecognizer:
+        """The recognizer, when the gallery is loaded (configured); Unavailable otherwise."""
+        recognizer = self._node.recognizer
+        if recognizer is None:
+            raise Unavailable(f"the gallery is not loaded: the node is {self._node.state_label}; "
+                              "configure it (ros2 lifecycle set <node> configure)")
+        return recognizer
+
+    @property
+    def _stream(self) -> StreamRecognizer:
+        _ = self.recognizer  # raises Unavailable when unconfigured
+        return self._node.live_stream
+
     @service
     def _enroll(self, request: Enroll.Request, response: Enroll.Response) -> Enroll.Response:
+        if self._node.state_label != "active":
+            raise Unavailable(f"cannot enrol: the node is {self._node.state_label}, and enrolment "
+                              "needs the models running; activate it (ros2 lifecycle set <node> "
+                              "activate)")
         if not self._enroll_lock.acquire(blocking=False):
             response.success, response.message = False, (
                 "another enrolment is in progress; try again when it has finished"
