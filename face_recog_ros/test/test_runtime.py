@@ -194,9 +194,11 @@ def test_share_dir_from_the_ament_index_comes_first(monkeypatch, tmp_path):
 
 def test_share_dir_falls_back_to_the_source_tree(monkeypatch, tmp_path):
     """An editable install or a checkout: the ROS package folder around the Python package."""
-    source_tree = Path(runtime.__file__).resolve().parents[1]
-    if not (source_tree / "package.xml").is_file():
+    trees = [p for p in Path(runtime.__file__).resolve().parents if (p / "package.xml").is_file()]
+    if not trees:
         pytest.skip("face_recog_ros is imported from an installed copy, not the source tree")
+    source_tree = trees[0]
+    assert source_tree == Path(__file__).resolve().parents[1]
     monkeypatch.setenv("AMENT_PREFIX_PATH", "")
     monkeypatch.setattr(runtime.sys, "prefix", str(tmp_path / "empty"))
     monkeypatch.setattr(runtime.site, "USER_BASE", str(tmp_path / "empty"))
