@@ -15,7 +15,7 @@ import numpy as np
 import yaml
 
 from ..options import Options, option
-from .runtime import ModelError, load_interpreter
+from .runtime import ModelError, open_model
 
 _COLOR_ORDERS = ("rgb", "bgr")
 _METRICS = ("cosine",)
@@ -165,7 +165,9 @@ class Embedder:
 
     def __init__(self, spec: EmbedderSpec, num_threads: int = 2) -> None:
         self.spec = spec
-        self._interp = load_interpreter(spec.file, num_threads)
+        loaded = open_model(spec.file, num_threads)
+        self._interp = loaded.interpreter
+        self._max_batch = loaded.runtime.max_batch  # chips per invoke() the runtime takes safely
         inp = self._interp.get_input_details()
         out = self._interp.get_output_details()
         if len(inp) != 1 or len(out) != 1:
@@ -219,10 +221,8 @@ class Embedder:
         if n == 0:
             return np.zeros((0, self.spec.output_dim), np.float32)
         x = self._quantize((chips.astype(np.float32) - self._mean) * self._inv_std)
-        if self._dynamic_batch:
-            raw = self._run(x)
-        else:
-            raw = np.concatenate([self._run(x[i:i + 1]) for i in range(n)])
+        step = min(n if self._dynamic_batch else self._batch, self._max_batch or n)
+        raw = np.concatenate([self._run(x[i:i + step]) for i in range(0, n, step)])
         emb = self._dequantize(raw.reshape(n, -1))
         norms = np.linalg.norm(emb, axis=1, keepdims=True)
         return (emb / np.maximum(norms, 1e-12)).astype(np.float32)
