@@ -32,7 +32,6 @@ import numpy as np
 
 from face_recog_ros import RecognizerConfig
 from face_recog_ros.core import runtime
-from face_recog_ros.core.alignment import align_face
 from face_recog_ros.core.embedding import Embedder, EmbedderSpec
 from face_recog_ros.core.recognizer import FaceRecognizer
 from face_recog_ros.io import samples
@@ -86,7 +85,7 @@ def reference(folder: Path) -> None:
     for name, rgb in images.items():
         cv2.imwrite(str(folder / f"{name}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     rec = recognizer()
-    chips = [align_face(rgb, d, rec.template) for rgb in images.values() for d in rec.detect(rgb)]
+    chips = [rec.chip(rgb, d) for rgb in images.values() for d in rec.detect(rgb)]
     noise = np.random.default_rng(7).integers(0, 256, (4, 150, 150, 3), dtype=np.uint8)
     chips = np.concatenate([np.stack(chips), noise, (np.stack(chips[:4]) // 3).astype(np.uint8)])
     np.savez_compressed(folder / "reference.npz", chips=chips, **embed_all(chips),
