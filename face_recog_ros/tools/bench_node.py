@@ -229,7 +229,10 @@ class Client(Node):
                         values[kv.key] = float(kv.value)
                     except ValueError:
                         pass
-                self.diagnostics = values
+                # Keep the last window that saw frames: the reports after the stream ends
+                # (while results settle) cover idle windows with no rates or latencies.
+                if values.get("input_rate_hz", 0.0) > 0:
+                    self.diagnostics = values
 
     def publish(self, msg: Image) -> tuple[int, int]:
         now = time.time()
