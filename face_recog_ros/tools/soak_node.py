@@ -29,6 +29,7 @@ from face_recog_ros.environment import limit_native_threads  # noqa: E402  (impo
 limit_native_threads()  # before numpy loads, like the package's own entry points
 
 import argparse  # noqa: E402
+import itertools  # noqa: E402
 import random  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
@@ -55,11 +56,10 @@ from face_recog_interfaces.srv import Enroll, Forget, ListFaces, Rename  # noqa:
 from face_recog_ros.io import samples  # noqa: E402
 from face_recog_ros.gallery.store import load_gallery  # noqa: E402
 from face_recog_ros.ros.conversion import rgb_to_image  # noqa: E402
+from face_recog_ros.ros.service_qos import SERVICE_QOS  # noqa: E402
 
 NODE = "/face_recognition_node"
 SPACE, DIM = "dlib_resnet_v1", 128  # the default embedder's embedding space
-# Answers to a burst of calls must not be dropped on the client's side either (keep-last 10).
-CLIENT_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_ALL)
 IMAGE_QOS = QoSProfile(
     reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=1
 )
@@ -77,7 +77,10 @@ def ros_env(domain_id: int) -> dict[str, str]:
 
 
 def random_domain() -> int:
-    return random.SystemRandom().randint(1, 101)  # valid with the default port mapping everywhere
+    """ROS_DOMAIN_ID when set (several checkouts on one machine keep apart that way), else a
+    random domain, valid with the default port mapping everywhere."""
+    chosen = os.environ.get("ROS_DOMAIN_ID", "").strip()
+    return int(chosen) if chosen else random.SystemRandom().randint(1, 101)
 
 
 class NodeProcess:
@@ -149,6 +152,9 @@ class NodeProcess:
         self.stop()
 
 
+PROBE_NUMBERS = itertools.count()  # several probes in one process get distinct node names
+
+
 class CallTimeout(Exception):
     """A service did not answer in time."""
 
@@ -160,13 +166,13 @@ class Client:
     def __init__(self, domain_id: int, node: str = NODE) -> None:
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = Node(f"soak_probe_{os.getpid()}", context=self.context)
+        self.node = Node(f"soak_probe_{os.getpid()}_{next(PROBE_NUMBERS)}", context=self.context)
         self.image_pub = self.node.create_publisher(Image, "image", IMAGE_QOS)
         self.faces_received = 0
         self.faces_with_labels = 0
         self.node.create_subscription(FaceArray, f"{node}/faces", self._on_faces, 50)
         self.clients = {
-            srv: self.node.create_client(srv, f"{node}/{name}", )
+            srv: self.node.create_client(srv, f"{node}/{name}", qos_profile=SERVICE_QOS)
             for srv, name in (
                 (Enroll, "enroll"),
                 (Forget, "forget"),
