@@ -37,7 +37,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -86,10 +86,13 @@ def random_domain() -> int:
 class NodeProcess:
     """face_recognition_node in its own process (own session, so a kill reaches only it)."""
 
-    def __init__(self, workdir: Path, gallery: Path, domain_id: int, **params: Any) -> None:
+    def __init__(self, workdir: Path, gallery: Path, domain_id: int, *,
+                 command_prefix: Sequence[str] = (), **params: Any) -> None:
+        """command_prefix: what the node is started through (e.g. unshare, to give it a mount
+        namespace of its own); it must exec the node, so that the pid is the node's."""
         self.workdir = workdir
         params = {"gallery.path": str(gallery), "diagnostics_period": 1.0, **params}
-        command = [sys.executable, "-m", "face_recog_ros.ros.node", "--ros-args"]
+        command = [*command_prefix, sys.executable, "-m", "face_recog_ros.ros.node", "--ros-args"]
         for name, value in params.items():
             command += ["-p", f"{name}:={value}"]
         self.log_path = workdir / f"node-{time.monotonic_ns()}.log"
