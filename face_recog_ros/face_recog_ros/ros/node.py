@@ -121,7 +121,8 @@ class FaceRecognitionNode(LifecycleNode):
             self.get_logger().error(f"cannot configure: {exc}")
             return FAILURE
         self.model_error = ""
-        for message in (recognizer.gallery_warning, recognizer.alignment_notice):
+        for message in (recognizer.gallery_warning, recognizer.alignment_notice,
+                        *recognizer.model_warnings):
             if message:
                 self.get_logger().warning(message)
         streams: list[StreamRecognizer] = []
