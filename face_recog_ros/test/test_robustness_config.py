@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import load_tool
 
+from face_recog_ros.ros.parameters import check_node_value
+
 soak_node = load_tool("soak_node")
 NODE = [sys.executable, "-m", "face_recog_ros.ros.node", "--ros-args", "-p", "autostart:=false"]
 
@@ -41,6 +43,8 @@ def params_file(tmp_path: Path, body: str) -> str:
     ("gallery_poll_period:=.inf", "gallery_poll_period"),
     ("recognition.treshold:=0.5",
      "unknown parameter 'recognition.treshold'; did you mean 'recognition.threshold'"),
+    ("image_topics:=[/a/b, /a_b]",
+     "parameter 'image_topics': '/a/b' and '/a_b' both publish as ~/a_b/faces"),
 ])
 def test_bad_overrides_stop_the_node_with_the_reason(tmp_path: Path, override: str,
                                                      message: str) -> None:
@@ -49,6 +53,14 @@ def test_bad_overrides_stop_the_node_with_the_reason(tmp_path: Path, override: s
     out = result.stdout + result.stderr
     assert "cannot start" in out and message in out, out
     assert "Traceback" not in out
+
+
+@pytest.mark.parametrize("topics, clash", [
+    (["/a/b", "/a_b"], "a_b"), (["cam", "/cam"], "cam"), (["/x/y/z", "x_y/z"], "x_y_z")])
+def test_topics_with_one_output_name_are_refused(topics: list[str], clash: str) -> None:
+    with pytest.raises(ValueError, match=f"both publish as ~/{clash}/faces"):
+        check_node_value("image_topics", topics)
+    assert check_node_value("image_topics", ["/front/image", "/back/image"])  # distinct
 
 
 def test_misspelt_option_in_params_file_stops_the_node(tmp_path: Path) -> None:

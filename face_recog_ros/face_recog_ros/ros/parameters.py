@@ -22,6 +22,7 @@ from rclpy.node import Node
 from ..config import RecognizerConfig, default_config_path, ros_parameters
 from ..options import check_value, did_you_mean, iter_options, option, set_option
 from .diagnostic_levels import Thresholds
+from .image_input import camera_name
 from .image_qos import AUTO, MODES
 
 
@@ -195,9 +196,25 @@ def check_node_value(name: str, value: Any) -> Any:
             )
         if len(set(value)) != len(value):
             raise ValueError(f"parameter '{name}' lists a topic twice: {list(value)!r}")
+        check_output_names(list(value))
         return list(value)
     return check_value(name, value, option(param.default, param.description, low=param.low,
                                            high=param.high, choices=param.choices))
+
+
+def check_output_names(topics: list[str]) -> None:
+    """Several cameras publish on ~/<camera>/..., <camera> = the topic with '/' -> '_': two
+    topics giving one name would share every output and diagnostics name. ValueError names them.
+    """
+    seen: dict[str, str] = {}
+    for topic in topics:
+        name = camera_name(topic)
+        if name in seen:
+            raise ValueError(
+                f"parameter 'image_topics': {seen[name]!r} and {topic!r} both publish as "
+                f"~/{name}/faces (outputs are named from the topic with '/' -> '_'); remap one "
+                "of them to another name")
+        seen[name] = topic
 
 
 def _ros_type(default: Any) -> int:
