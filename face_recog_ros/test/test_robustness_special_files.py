@@ -26,18 +26,6 @@ soak_node = load_tool("soak_node")
 PEAK_LIMIT_MB = 600
 
 
-def peak_mb(pid: int) -> float | None:
-    """The process's own peak RSS (VmHWM), None once it is gone."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
 def make_fifo(path: Path) -> None:
     os.mkfifo(path)
 
@@ -60,7 +48,7 @@ def test_special_file_at_start_up_is_refused_at_once(tmp_path: Path, make: Calla
                                env=soak_node.ros_env(soak_node.random_domain()))
     peak = 0.0
     while process.poll() is None and time.monotonic() - start < 60:
-        peak = max(peak, peak_mb(process.pid) or 0.0)
+        peak = max(peak, soak_node.memory_mb(process.pid, "VmHWM") or 0.0)
         time.sleep(0.02)
     if process.poll() is None:
         process.kill()

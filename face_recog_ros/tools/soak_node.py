@@ -83,6 +83,19 @@ def random_domain() -> int:
     return int(chosen) if chosen else random.SystemRandom().randint(1, 101)
 
 
+def memory_mb(pid: int, key: str = "VmRSS") -> float | None:
+    """A memory figure of a process from /proc/<pid>/status (VmRSS now, VmHWM its peak), in MB;
+    None once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(f"{key}:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 class NodeProcess:
     """face_recognition_node in its own process (own session, so a kill reaches only it)."""
 
@@ -115,14 +128,7 @@ class NodeProcess:
         return self.process.poll() is None
 
     def rss_mb(self) -> float | None:
-        try:
-            with open(f"/proc/{self.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return None
+        return memory_mb(self.pid, "VmRSS")
 
     def log(self) -> str:
         if not self._log.closed:
