@@ -21,7 +21,7 @@ from .core.embedding import EmbedderOptions
 from .core.matching import RecognitionOptions
 from .core.runtime import package_share_dir
 from .gallery.options import GalleryOptions
-from .options import iter_options, set_option
+from .options import did_you_mean, iter_options, set_option
 from .tracking.options import TrackingOptions
 
 CONFIG_FILE = "face_recognition.yaml"
@@ -64,7 +64,9 @@ class RecognizerConfig:
             group = getattr(config, group_name, None)
             if not dataclasses.is_dataclass(group):
                 if isinstance(values, dict):
-                    raise ValueError(f"unknown configuration group '{group_name}'")
+                    groups = (f.name for f in dataclasses.fields(config))
+                    raise ValueError(f"unknown configuration group '{group_name}'"
+                                     f"{did_you_mean(group_name, groups)}")
                 continue
             if not isinstance(values, dict):
                 raise ValueError(f"configuration group '{group_name}' must be a mapping")

@@ -9,7 +9,9 @@ declares the ROS parameters (with descriptors). Rules that span fields go in the
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import difflib
+import math
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 
@@ -41,6 +43,8 @@ def check_value(name: str, value: Any, f: dataclasses.Field) -> Any:
     elif isinstance(default, (int, float)):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(value):  # NaN passes every range check; inf is no setting either
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
         if isinstance(default, int) and not float(value).is_integer():
             raise ValueError(f"{name} must be an integer, got {value!r}")
         value = type(default)(value)
@@ -80,6 +84,12 @@ class Options:
         """Rules between options; raise ValueError naming them. None by default."""
 
 
+def did_you_mean(name: str, valid: Iterable[str]) -> str:
+    """"; did you mean 'x'?" for the closest valid name (difflib), or "" when none is close."""
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
 def option_fields(options: Any) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(options) if is_option(f)]
 
@@ -104,11 +114,13 @@ def set_option(config: Any, dotted: str, value: Any) -> None:
     for group in groups:
         target = getattr(target, group, None)
         if not dataclasses.is_dataclass(target):
-            raise ValueError(f"unknown option '{dotted}'")
+            valid = (n for n, _, _ in iter_options(config))
+            raise ValueError(f"unknown option '{dotted}'{did_you_mean(dotted, valid)}")
     fields = {f.name: f for f in option_fields(target)}
     if name not in fields:
         renamed = getattr(target, "renamed", {}).get(name)
         prefix = "".join(f"{group}." for group in groups)
-        hint = f": renamed to {prefix}{renamed}" if renamed else ""
+        hint = (f": renamed to {prefix}{renamed}" if renamed
+                else did_you_mean(dotted, (prefix + n for n in fields)))
         raise ValueError(f"unknown option '{dotted}'{hint}")
     setattr(target, name, check_value(dotted, value, fields[name]))

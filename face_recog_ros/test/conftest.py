@@ -32,6 +32,11 @@ def load_tool(name: str) -> ModuleType:
     return module
 
 
+def ros_domain() -> int:
+    """The ROS domain for a test's nodes: ROS_DOMAIN_ID when set, else a random one."""
+    return load_tool("soak_node").random_domain()
+
+
 def count_frames(path) -> int:
     """Frames OpenCV decodes from a video file (the written output, read back independently)."""
     capture = cv2.VideoCapture(str(path))

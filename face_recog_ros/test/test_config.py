@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from face_recog_ros.cli import main
 from face_recog_ros.config import RecognizerConfig, iter_options, set_option
 
 SHIPPED = Path(__file__).resolve().parents[1] / "config" / "face_recognition.yaml"
@@ -29,6 +30,11 @@ def test_every_option_has_a_description():
     ("recognition.max_yaw", 0.6, "renamed to recognition.max_yaw_deg .degrees"),
     ("alignment.method", "mesh", "one of landmarks, keypoints"),
     ("nope.x", 1, "unknown option"),
+    ("recognition.treshold", 0.5, "did you mean 'recognition.threshold'"),
+    ("recogniton.threshold", 0.5, "did you mean 'recognition.threshold'"),
+    ("recognition.threshold", float("nan"), "finite"),
+    ("recognition.threshold", float("inf"), "finite"),
+    ("detector.max_faces", float("inf"), "finite"),
 ])
 def test_bad_values_are_refused_with_the_option_named(name, value, message):
     with pytest.raises(ValueError, match=message):
@@ -46,8 +52,31 @@ def test_yaml_errors_name_the_problem(tmp_path):
         RecognizerConfig.from_yaml(broken)
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("detectr:\n  min_score: 0.4\n")
-    with pytest.raises(ValueError, match="unknown configuration group 'detectr'"):
+    with pytest.raises(ValueError, match="unknown configuration group 'detectr'; did you mean "
+                                         "'detector'"):
         RecognizerConfig.from_yaml(unknown)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("/**:\n  ros__parameters:\n    recognition: {treshold: 0.5}\n")
+    with pytest.raises(ValueError, match="did you mean 'recognition.threshold'"):
+        RecognizerConfig.from_yaml(typo)
+
+
+@pytest.mark.parametrize("text", [".nan", ".inf", "-.inf"])
+def test_yaml_nan_and_inf_are_refused(tmp_path, text):
+    path = tmp_path / "nan.yaml"
+    path.write_text(f"recognition:\n  threshold: {text}\n")
+    with pytest.raises(ValueError, match="recognition.threshold must be a finite number"):
+        RecognizerConfig.from_yaml(path)
+
+
+@pytest.mark.parametrize("args", [["--threshold", "nan"], ["--threshold", "inf"], ["--config"]])
+def test_cli_refuses_nan_threshold(tmp_path, capsys, args):
+    if args == ["--config"]:
+        path = tmp_path / "nan.yaml"
+        path.write_text("/**:\n  ros__parameters:\n    recognition: {threshold: .nan}\n")
+        args = ["--config", str(path)]
+    assert main(["list", "--gallery", str(tmp_path / "g.npz"), *args]) == 2
+    assert "recognition.threshold must be a finite number" in capsys.readouterr().err
 
 
 def test_node_only_scalars_are_ignored_by_the_core():

@@ -8,7 +8,6 @@ and the node's set-up, and the gallery cap is checked by what reaches the galler
 from __future__ import annotations
 
 import dataclasses
-import random
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from conftest import ros_domain
 import rclpy
 import yaml
 from rclpy.context import Context
@@ -73,7 +73,7 @@ def start_node(context: Context, params: Path, **overrides: Any) -> FaceRecognit
 @pytest.fixture
 def context() -> Iterator[Context]:
     context = Context()
-    rclpy.init(context=context, domain_id=random.randint(1, 101))
+    rclpy.init(context=context, domain_id=ros_domain())
     yield context
     rclpy.shutdown(context=context)
 

@@ -7,7 +7,6 @@ increase across tests, so the node's trackers see one continuous stream.
 """
 from __future__ import annotations
 
-import random
 import struct
 import threading
 import time
@@ -19,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from conftest import ros_domain
 import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
@@ -58,7 +58,7 @@ class Graph:
 
     def __init__(self, tmp: Path) -> None:
         self.context = Context()
-        rclpy.init(context=self.context, domain_id=random.randint(1, 101))
+        rclpy.init(context=self.context, domain_id=ros_domain())
         self.main = FaceRecognitionNode(context=self.context, parameter_overrides=[
             Parameter("gallery.path", value=str(tmp / "main" / "gallery.npz")),
             Parameter("diagnostics_period", value=0.3),

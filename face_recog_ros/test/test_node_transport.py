@@ -7,7 +7,6 @@ Rates and latencies are benchmarks (tools/bench_node.py); these tests check the 
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -17,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import ros_domain
 import rclpy
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
@@ -103,7 +103,7 @@ class Camera:
 
 @pytest.fixture(scope="module")
 def domain() -> int:
-    return random.randint(1, 101)
+    return ros_domain()
 
 
 @pytest.fixture(scope="module")

@@ -6,17 +6,23 @@ TFLite stack trace, a TypeError from deep inside, or a recogniser that silently 
 """
 from __future__ import annotations
 
+import hashlib
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 import yaml
+from conftest import load_tool
 
 from face_recog_ros import FaceRecognizer, RecognizerConfig
+from face_recog_ros.cli import main
 from face_recog_ros.core.detection import DetectorOptions, FaceDetector
 from face_recog_ros.gallery.model import Gallery
+from face_recog_ros.io import samples
 from face_recog_ros.gallery.store import save_gallery
 from face_recog_ros.core.runtime import ModelError, models_dir
 
@@ -28,9 +34,11 @@ def base_spec() -> dict[str, Any]:
     return yaml.safe_load((MODELS / f"{SPEC}.yaml").read_text())
 
 
-def start(spec_path: Path, gallery: str = "", alignment: str = "landmarks") -> FaceRecognizer:
+def start(spec_path: Path, gallery: str = "", alignment: str = "landmarks",
+          allow_unverified: bool = False) -> FaceRecognizer:
     config = RecognizerConfig()
     config.embedder.model = str(spec_path)
+    config.embedder.allow_unverified_model = allow_unverified
     config.gallery.path = gallery
     config.alignment.method = alignment
     return FaceRecognizer(config)
@@ -58,9 +66,10 @@ def embedder_bytes() -> bytes:
 
 
 def expect_one_clear_error(spec_path: Path, names: Path, *expected: str,
-                           alignment: str = "landmarks") -> ValueError:
+                           alignment: str = "landmarks", allow_unverified: bool = False
+                           ) -> ValueError:
     with pytest.raises(ValueError) as info:
-        start(spec_path, alignment=alignment)
+        start(spec_path, alignment=alignment, allow_unverified=allow_unverified)
     message = str(info.value)
     assert str(names) in message, f"message does not name {names}: {message}"
     for words in expected:
@@ -83,7 +92,9 @@ MODEL_FILES = {
 @pytest.mark.parametrize("label", MODEL_FILES)
 def test_corrupt_embedder_model(tmp_path: Path, embedder_bytes: bytes, label: str) -> None:
     spec, model = write_case(tmp_path, model=MODEL_FILES[label](embedder_bytes))
-    err = expect_one_clear_error(spec, model, "cannot load TFLite model")
+    err = expect_one_clear_error(spec, model, "does not match the sha256 in", str(spec))
+    assert isinstance(err, ModelError)
+    err = expect_one_clear_error(spec, model, "cannot load TFLite model", allow_unverified=True)
     assert isinstance(err, ModelError)
 
 
@@ -101,8 +112,10 @@ def test_embedder_model_is_a_directory(tmp_path: Path) -> None:
 def test_detector_model_given_as_embedder(tmp_path: Path) -> None:
     detector = (MODELS / "face_detection_short_range.tflite").read_bytes()
     spec, model = write_case(tmp_path, model=detector)
+    expect_one_clear_error(spec, model, "does not match the sha256 in")
     expect_one_clear_error(
-        spec, model, "expected an embedding model with 1 input and 1 output", str(spec)
+        spec, model, "expected an embedding model with 1 input and 1 output", str(spec),
+        allow_unverified=True
     )
 
 
@@ -163,8 +176,83 @@ def test_missing_or_broken_landmark_model(tmp_path: Path, embedder_bytes: bytes)
     (tmp_path / "lm.npz").write_bytes(b"PK\x03\x04 not really a zip")
     broken = {"size": 150, "padding": 0.25, "landmark_model": "lm.yaml"}
     spec, _ = write_case(tmp_path, model=embedder_bytes, set_={"face_chip": broken})
-    error = expect_one_clear_error(spec, tmp_path / "lm.npz", "not a converted shape predictor")
+    error = expect_one_clear_error(spec, tmp_path / "lm.npz", "does not match the sha256 in")
     assert isinstance(error, ModelError)
+    error = expect_one_clear_error(spec, tmp_path / "lm.npz", "not a converted shape predictor",
+                                   allow_unverified=True)
+    assert isinstance(error, ModelError)
+
+
+# ------------------------------------------------------------------ integrity (sha256)
+def flipped_weights(model: bytes, n: int = 20_000) -> bytes:
+    """n bytes inverted in the middle of the file: the weights, not the header. Such a model
+    still loads and runs, and gives other similarities."""
+    middle = len(model) // 2
+    return model[:middle] + bytes(b ^ 0xFF for b in model[middle:middle + n]) + \
+        model[middle + n:]
+
+
+def test_flipped_weights_are_refused_unless_allowed(tmp_path: Path,
+                                                    embedder_bytes: bytes) -> None:
+    spec, model = write_case(tmp_path, model=flipped_weights(embedder_bytes))
+    error = expect_one_clear_error(spec, model, "does not match the sha256 in", str(spec),
+                                   "damaged", "--allow-unverified-model")
+    assert isinstance(error, ModelError)
+    recognizer = start(spec, allow_unverified=True)  # the model itself loads and runs
+    assert any("loaded anyway" in w for w in recognizer.model_warnings)
+
+
+def test_spec_without_digest_needs_allow(tmp_path: Path, embedder_bytes: bytes) -> None:
+    spec, model = write_case(tmp_path, model=embedder_bytes, drop=("sha256",))
+    digest = hashlib.sha256(embedder_bytes).hexdigest()
+    expect_one_clear_error(spec, model, "records no sha256", f"sha256: {digest}")
+    assert start(spec, allow_unverified=True).model_warnings
+    spec, _ = write_case(tmp_path, model=embedder_bytes, set_={"sha256": digest.upper()})
+    assert start(spec).model_warnings == []  # the digest it printed is accepted
+
+
+@pytest.mark.parametrize("value", ["abc", 123, "g" * 64])
+def test_spec_bad_digest(tmp_path: Path, embedder_bytes: bytes, value: Any) -> None:
+    spec, _ = write_case(tmp_path, model=embedder_bytes, set_={"sha256": value})
+    expect_one_clear_error(spec, spec, "'sha256' must be 64 hex digits")
+
+
+def test_bundled_models_verify() -> None:
+    assert start(MODELS / f"{SPEC}.yaml").model_warnings == []
+
+
+def test_cli_allow_unverified_model(tmp_path: Path, embedder_bytes: bytes, capsys) -> None:
+    spec, _ = write_case(tmp_path, model=flipped_weights(embedder_bytes))
+    photo = tmp_path / "grace.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(samples.photo("grace_hopper"), cv2.COLOR_RGB2BGR))
+    args = ["identify", str(photo), "--model", str(spec), "--gallery", str(tmp_path / "g.npz")]
+    assert main(args) == 2
+    assert "does not match the sha256" in capsys.readouterr().err
+    assert main([*args, "--allow-unverified-model"]) == 0
+    assert "loaded anyway (embedder.allow_unverified_model is set)" in capsys.readouterr().err
+
+
+def test_node_refuses_unverified_model_unless_allowed(tmp_path: Path,
+                                                      embedder_bytes: bytes) -> None:
+    soak_node = load_tool("soak_node")
+    spec, _ = write_case(tmp_path, model=flipped_weights(embedder_bytes))
+    domain = soak_node.random_domain()
+    node = soak_node.NodeProcess(tmp_path, tmp_path / "g.npz", domain,
+                                 **{"embedder.model": str(spec)})
+    assert node.process.wait(timeout=60) == 1
+    assert "does not match the sha256" in node.log() and "Traceback" not in node.log()
+    node.stop()
+    node = soak_node.NodeProcess(tmp_path, tmp_path / "g.npz", domain,
+                                 **{"embedder.model": str(spec),
+                                    "embedder.allow_unverified_model": "true"})
+    try:
+        deadline = time.monotonic() + 60
+        while "]: ready: " not in node.log() and node.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "]: ready: " in node.log(), node.log()
+        assert "loaded anyway (embedder.allow_unverified_model is set)" in node.log()
+    finally:
+        node.stop()
 
 
 BAD_VALUES = [

@@ -75,6 +75,7 @@ from face_recog_ros import FaceRecognizer, RecognizerConfig, StreamRecognizer  #
 from face_recog_ros.io import samples  # noqa: E402
 from face_recog_ros.io.image_messages import image_to_rgb  # noqa: E402
 from face_recog_ros.ros.conversion import rgb_to_image  # noqa: E402
+from face_recog_ros.ros.service_qos import SERVICE_QOS  # noqa: E402
 from face_recog_ros.core.runtime import package_share_dir  # noqa: E402
 
 RATE_HZ = 30.0
@@ -203,7 +204,7 @@ class Client(Node):
     def __init__(self, context: Context, publisher_qos: QoSProfile) -> None:
         super().__init__("bench_node_client", namespace=NAMESPACE, context=context)
         self.pub = self.create_publisher(Image, "image", publisher_qos)
-        self.enroll = self.create_client(Enroll, f"{NODE}/enroll")
+        self.enroll = self.create_client(Enroll, f"{NODE}/enroll", qos_profile=SERVICE_QOS)
         self.lock = threading.Lock()
         self.arrivals: dict[tuple[int, int], float] = (
             {}

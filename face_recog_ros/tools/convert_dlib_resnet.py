@@ -507,6 +507,7 @@ id: {model_id}
 # Embeddings from models sharing an embedding_space are comparable (one gallery).
 embedding_space: {EMBEDDING_SPACE}
 file: {model_file}
+sha256: {sha256(path.parent / model_file)}  # checked at load (core/model_integrity.py)
 input_size: [{CHIP_SIZE}, {CHIP_SIZE}]  # [width, height] of the aligned chip
 color_order: rgb
 # input = (pixel - mean) / std, per channel in color_order (dlib's input_rgb_image_sized)

@@ -35,6 +35,7 @@ sys.path.insert(0, str(HERE.parent))
 from convert_dlib_resnet import DlibReader, public_domain_images  # noqa: E402
 
 from face_recog_ros.core.landmarks import NPZ_FORMAT, ShapePredictor  # noqa: E402
+from face_recog_ros.core.model_integrity import file_sha256  # noqa: E402
 
 SOURCE_PACKAGE = "face-recognition-models"
 SOURCE_VERSION = "0.3.0"
@@ -134,6 +135,8 @@ def write_spec(path: Path, npz_name: str) -> None:
         f"# Made by tools/convert_dlib_shape_predictor.py from {MODEL_NAME} ({SOURCE_PACKAGE}).\n"
         f"id: {MODEL_ID}\n"
         f"file: {npz_name}\n"
+        f"sha256: {file_sha256(path.parent / npz_name)}  # checked at load "
+        "(core/model_integrity.py)\n"
         "# Points, in order: left_eye_outer, left_eye_inner, right_eye_outer, right_eye_inner,\n"
         "# nose_base (the subject's left eye first: on the image's right).\n"
         "# The predictor starts from the box dlib's HOG detector would draw. That box, from\n"

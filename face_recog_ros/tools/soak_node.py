@@ -29,6 +29,7 @@ from face_recog_ros.environment import limit_native_threads  # noqa: E402  (impo
 limit_native_threads()  # before numpy loads, like the package's own entry points
 
 import argparse  # noqa: E402
+import itertools  # noqa: E402
 import random  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
@@ -36,7 +37,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -55,11 +56,10 @@ from face_recog_interfaces.srv import Enroll, Forget, ListFaces, Rename  # noqa:
 from face_recog_ros.io import samples  # noqa: E402
 from face_recog_ros.gallery.store import load_gallery  # noqa: E402
 from face_recog_ros.ros.conversion import rgb_to_image  # noqa: E402
+from face_recog_ros.ros.service_qos import SERVICE_QOS  # noqa: E402
 
 NODE = "/face_recognition_node"
 SPACE, DIM = "dlib_resnet_v1", 128  # the default embedder's embedding space
-# Answers to a burst of calls must not be dropped on the client's side either (keep-last 10).
-CLIENT_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_ALL)
 IMAGE_QOS = QoSProfile(
     reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=1
 )
@@ -77,16 +77,35 @@ def ros_env(domain_id: int) -> dict[str, str]:
 
 
 def random_domain() -> int:
-    return random.SystemRandom().randint(1, 101)  # valid with the default port mapping everywhere
+    """ROS_DOMAIN_ID when set (several checkouts on one machine keep apart that way), else a
+    random domain, valid with the default port mapping everywhere."""
+    chosen = os.environ.get("ROS_DOMAIN_ID", "").strip()
+    return int(chosen) if chosen else random.SystemRandom().randint(1, 101)
+
+
+def memory_mb(pid: int, key: str = "VmRSS") -> float | None:
+    """A memory figure of a process from /proc/<pid>/status (VmRSS now, VmHWM its peak), in MB;
+    None once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(f"{key}:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 class NodeProcess:
     """face_recognition_node in its own process (own session, so a kill reaches only it)."""
 
-    def __init__(self, workdir: Path, gallery: Path, domain_id: int, **params: Any) -> None:
+    def __init__(self, workdir: Path, gallery: Path, domain_id: int, *,
+                 command_prefix: Sequence[str] = (), **params: Any) -> None:
+        """command_prefix: what the node is started through (e.g. unshare, to give it a mount
+        namespace of its own); it must exec the node, so that the pid is the node's."""
         self.workdir = workdir
         params = {"gallery.path": str(gallery), "diagnostics_period": 1.0, **params}
-        command = [sys.executable, "-m", "face_recog_ros.ros.node", "--ros-args"]
+        command = [*command_prefix, sys.executable, "-m", "face_recog_ros.ros.node", "--ros-args"]
         for name, value in params.items():
             command += ["-p", f"{name}:={value}"]
         self.log_path = workdir / f"node-{time.monotonic_ns()}.log"
@@ -109,14 +128,7 @@ class NodeProcess:
         return self.process.poll() is None
 
     def rss_mb(self) -> float | None:
-        try:
-            with open(f"/proc/{self.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return None
+        return memory_mb(self.pid, "VmRSS")
 
     def log(self) -> str:
         if not self._log.closed:
@@ -149,6 +161,9 @@ class NodeProcess:
         self.stop()
 
 
+PROBE_NUMBERS = itertools.count()  # several probes in one process get distinct node names
+
+
 class CallTimeout(Exception):
     """A service did not answer in time."""
 
@@ -160,13 +175,13 @@ class Client:
     def __init__(self, domain_id: int, node: str = NODE) -> None:
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = Node(f"soak_probe_{os.getpid()}", context=self.context)
+        self.node = Node(f"soak_probe_{os.getpid()}_{next(PROBE_NUMBERS)}", context=self.context)
         self.image_pub = self.node.create_publisher(Image, "image", IMAGE_QOS)
         self.faces_received = 0
         self.faces_with_labels = 0
         self.node.create_subscription(FaceArray, f"{node}/faces", self._on_faces, 50)
         self.clients = {
-            srv: self.node.create_client(srv, f"{node}/{name}", )
+            srv: self.node.create_client(srv, f"{node}/{name}", qos_profile=SERVICE_QOS)
             for srv, name in (
                 (Enroll, "enroll"),
                 (Forget, "forget"),

@@ -12,6 +12,7 @@ import cv2
 
 from ..config import RecognizerConfig, set_option
 from ..core.aligner import ALIGNMENT_METHODS
+from ..core.model_integrity import ALLOW_OPTION
 from ..core.recognizer import FaceRecognizer
 
 # app.build_parser's helper that adds a subcommand: (name, function, help) -> its parser.
@@ -27,7 +28,8 @@ def build_config(args: argparse.Namespace) -> RecognizerConfig:
     overrides = {"gallery.path": args.gallery, "embedder.model": args.model,
                  "recognition.threshold": args.threshold, "detector.model_range": args.range,
                  "detector.num_threads": args.threads, "embedder.num_threads": args.threads,
-                 "alignment.method": args.alignment}
+                 "alignment.method": args.alignment,
+                 ALLOW_OPTION: True if args.allow_unverified_model else None}
     for name, value in overrides.items():
         if value is not None:
             set_option(config, name, value)
@@ -40,7 +42,8 @@ def make_recognizer(args: argparse.Namespace, *, gallery: bool = True) -> FaceRe
     if not gallery:
         config.gallery.path = ""
     recognizer = FaceRecognizer(config)
-    for message in (recognizer.gallery_warning, recognizer.alignment_notice):
+    for message in (recognizer.gallery_warning, recognizer.alignment_notice,
+                    *recognizer.model_warnings):
         if message:
             print(f"warning: {message}", file=sys.stderr)
     return recognizer
@@ -57,6 +60,9 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads for each model")
     parser.add_argument("--alignment", choices=ALIGNMENT_METHODS,
                         help="alignment method (overrides alignment.method)")
+    parser.add_argument("--allow-unverified-model", action="store_true",
+                        help=f"load model files that do not match their spec's sha256, or whose "
+                             f"spec records none: your own models (sets {ALLOW_OPTION})")
 
 
 def write_rgb(path: str, rgb) -> None:

@@ -114,7 +114,7 @@ class FaceAligner:
                 raise ModelError(f"{where}: alignment.method 'landmarks' needs a 'face_chip' "
                                  "block in the embedder spec (size, padding, landmark_model); "
                                  "use 'keypoints' for this model")
-            self.landmarker = Landmarker.from_yaml(self._landmark_spec_path(spec))
+            self.landmarker = Landmarker.from_yaml(self.landmark_spec_path(spec))
             self._pose = PoseEstimator(LANDMARKS_3D)  # yaw and roll
             self._pitch = PoseEstimator(KEYPOINTS_3D, steps=0)  # needs the mouth (head_pose.py)
         else:
@@ -124,7 +124,7 @@ class FaceAligner:
             self._pose = PoseEstimator(KEYPOINTS_3D)
 
     @staticmethod
-    def _landmark_spec_path(spec: EmbedderSpec) -> Path:
+    def landmark_spec_path(spec: EmbedderSpec) -> Path:
         """A landmark model id names models/<id>.yaml; a .yaml is a path relative to the spec."""
         model = spec.face_chip.landmark_model
         if model.endswith((".yaml", ".yml")):

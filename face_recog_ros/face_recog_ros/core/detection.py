@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from .model_integrity import verify_model_file
 from .runtime import ModelError, load_interpreter, models_dir
 from ..options import Options, option
 from ..types import Detection
@@ -41,11 +42,14 @@ class _ModelSpec:
     strides: tuple[int, ...]
     interpolated_scale_aspect_ratio: float
     num_boxes: int
+    sha256: str  # of the bundled file (models/blazeface.provenance.json), checked at load
 
 
 _MODELS = {
-    "short": _ModelSpec("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 1.0, 896),
-    "full": _ModelSpec("face_detection_full_range.tflite", 192, (4,), 0.0, 2304),
+    "short": _ModelSpec("face_detection_short_range.tflite", 128, (8, 16, 16, 16), 1.0, 896,
+                        "f4870d6657ca1742e5c33fc6018974d4677070179c88c97f3644c4ad5a4f0be5"),
+    "full": _ModelSpec("face_detection_full_range.tflite", 192, (4,), 0.0, 2304,
+                       "5e61e470388a5028e3c853f2a6815abcae0db5278a073d4f4f1764171e0ffe31"),
 }
 
 BACKENDS = ("tflite", "mediapipe", "auto")
@@ -189,6 +193,9 @@ class FaceDetector:
         spec = _MODELS[self.options.model_range]
         self._size = spec.input_size
         path = model_file(self.options)
+        if not self.options.model_path:  # the bundled file: damaged means reinstall
+            verify_model_file(path, spec.sha256, "the package's BlazeFace digest",
+                              allow_unverified=False)
         self._interpreter = load_interpreter(path, self.options.num_threads)
         inp = self._interpreter.get_input_details()[0]
         if tuple(inp["shape"]) != (1, self._size, self._size, 3) or inp["dtype"] != np.float32:

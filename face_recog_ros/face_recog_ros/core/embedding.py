@@ -15,6 +15,7 @@ import numpy as np
 import yaml
 
 from ..options import Options, option
+from .model_integrity import spec_digest
 from .runtime import ModelError, open_model
 
 _COLOR_ORDERS = ("rgb", "bgr")
@@ -32,6 +33,12 @@ class EmbedderOptions(Options):
         read_only=True,
     )
     num_threads: int = option(2, "CPU threads for the embedder", low=1, high=16, read_only=True)
+    allow_unverified_model: bool = option(
+        False,
+        "Load the embedder and its landmark model even when a file does not match the sha256 "
+        "its spec records, or the spec records none (your own models); a warning says so",
+        read_only=True,
+    )
 
 
 def _require(data: dict[str, Any], key: str, where: Path) -> Any:
@@ -103,6 +110,7 @@ class EmbedderSpec:
     # Chip geometry for alignment.method 'landmarks'; None: the model supports 'keypoints' only.
     face_chip: FaceChipSpec | None = None
     path: Path | None = None  # the YAML this spec came from, for error messages
+    sha256: str | None = None  # of `file`, checked before it is loaded (model_integrity.py)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> EmbedderSpec:
@@ -157,6 +165,7 @@ class EmbedderSpec:
             template=template,
             face_chip=face_chip,
             path=path.resolve(),
+            sha256=spec_digest(data.get("sha256"), path),
         )
 
 

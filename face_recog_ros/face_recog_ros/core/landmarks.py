@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from .model_integrity import spec_digest
 from .runtime import ModelError
 
 # Landmark order of dlib's 5-point model: the subject's left eye (image right) outer and inner
@@ -85,6 +86,7 @@ class LandmarkSpec:
     file: Path
     box: BoxMapping
     path: Path
+    sha256: str | None = None  # of `file`, checked before it is loaded (model_integrity.py)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> LandmarkSpec:
@@ -112,7 +114,7 @@ class LandmarkSpec:
             raise ModelError(f"{path}: 'box_from_keypoints' values must be two finite numbers "
                              "each")
         return cls(id=str(data["id"]), file=(path.parent / str(data["file"])).resolve(),
-                   box=mapping, path=path.resolve())
+                   box=mapping, path=path.resolve(), sha256=spec_digest(data.get("sha256"), path))
 
 
 class ShapePredictor:

@@ -25,7 +25,9 @@ from ..types import Detection, Face
 from .aligner import AlignmentOptions, FaceAligner, FaceGeometry, quality_problem
 from .detection import DetectorOptions, create_detector
 from .embedding import Embedder, EmbedderOptions, EmbedderSpec
+from .landmarks import LandmarkSpec
 from .matching import Match, RecognitionOptions, match
+from .model_integrity import verify_model_file
 from .runtime import models_dir
 
 
@@ -108,6 +110,7 @@ class FaceRecognizer:
         self.config = config
         self.detector = create_detector(config.detector)
         self.spec = EmbedderSpec.from_yaml(resolve_spec_path(config.embedder.model))
+        self.model_warnings = self._verify_models(config.embedder.allow_unverified_model)
         self.aligner = FaceAligner(config.alignment.method, self.spec)
         self.embedder = Embedder(self.spec, num_threads=config.embedder.num_threads)
         self._other_range_detector = None
@@ -119,6 +122,17 @@ class FaceRecognizer:
         self.lock = (
             threading.RLock()
         )  # models and gallery: one user at a time (the stream shares it)
+
+    def _verify_models(self, allow_unverified: bool) -> list[str]:
+        """The embedder's file and, for landmark alignment, the landmark model's, against the
+        sha256 their specs record (before either is loaded); the warnings when allowed."""
+        specs = [self.spec]
+        if self.config.alignment.method == "landmarks" and self.spec.face_chip is not None:
+            path = FaceAligner.landmark_spec_path(self.spec)
+            if path.is_file():  # a missing one is the aligner's error to give
+                specs.append(LandmarkSpec.from_yaml(path))
+        warnings = [verify_model_file(s.file, s.sha256, s.path, allow_unverified) for s in specs]
+        return [w for w in warnings if w]
 
     # --- configuration ------------------------------------------------------------------
     @property

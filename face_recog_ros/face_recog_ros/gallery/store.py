@@ -121,7 +121,12 @@ class GalleryStore:
         """
         with self._lock, _writers_lock(self.path):
             if self._synced is not None:
-                self._take_in_outside_changes(gallery)
+                try:
+                    self._take_in_outside_changes(gallery)
+                except (GalleryError, OSError) as exc:  # a FIFO swapped in, unreadable, corrupt
+                    raise GalleryNotSaved(
+                        f"the gallery {self.path} could not be saved ({_reason(exc)}); nothing "
+                        "was changed") from None
             before = gallery.checkpoint()
             result = change()
             try:
@@ -129,7 +134,7 @@ class GalleryStore:
             except OSError as exc:
                 gallery.restore(before)
                 raise GalleryNotSaved(f"the gallery {self.path} could not be saved "
-                                      f"({exc.strerror or exc}); the change was undone") from None
+                                      f"({_reason(exc)}); the change was undone") from None
             return result
 
     def _write(self, gallery: Gallery) -> None:
@@ -189,6 +194,11 @@ def save_gallery(gallery: Gallery, path: str | os.PathLike[str]) -> None:
     """Write ``gallery`` to ``path`` atomically, replacing whatever the file held (a new store
     has no base to merge with)."""
     GalleryStore(path).save(gallery)
+
+
+def _reason(exc: Exception) -> str:
+    """An error's one-line reason: the OS's text (errno's), or the exception's message."""
+    return getattr(exc, "strerror", None) or str(exc)
 
 
 def _revs(people: dict[str, Person]) -> dict[str, str]:

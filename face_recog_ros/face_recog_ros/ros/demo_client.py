@@ -21,6 +21,7 @@ from face_recog_interfaces.srv import Enroll, ListFaces
 
 from ..io.image_messages import image_to_rgb
 from .conversion import rgb_to_image
+from .service_qos import SERVICE_QOS
 
 NAMESPACE = "face_recog_demo"
 NODE = "face_recognition_node"
@@ -71,8 +72,10 @@ class Client(Node):
     def __init__(self, context: Context, *, want_annotated: bool) -> None:
         super().__init__("face_recog_demo_client", namespace=NAMESPACE, context=context)
         self.image_pub = self.create_publisher(Image, "image", IMAGE_QOS)
-        self.enroll = self.create_client(Enroll, f"{NODE}/enroll")
-        self.list_faces = self.create_client(ListFaces, f"{NODE}/list_faces")
+        self.enroll = self.create_client(Enroll, f"{NODE}/enroll", qos_profile=SERVICE_QOS)
+        self.list_faces = self.create_client(
+            ListFaces, f"{NODE}/list_faces", qos_profile=SERVICE_QOS
+        )
         self._changed = threading.Condition()
         self._faces: dict[StampKey, tuple[float, FaceArray]] = {}  # stamp -> (received, msg)
         self._annotated: dict[StampKey, Image] = {}

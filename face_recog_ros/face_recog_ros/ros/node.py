@@ -53,7 +53,8 @@ from .diagnostic_levels import (CameraWindow, RecognizerState, Thresholds, camer
                                 recognizer_verdict)
 from .image_input import ImageInput, camera_name
 from .image_qos import AUTO, RELIABLE
-from .parameters import NODE_PARAM_NAMES, declarations, load_defaults, validate_changes
+from .parameters import (NODE_PARAM_NAMES, declarations, declare_all, load_defaults,
+                         unknown_parameters, validate_changes)
 from .services import GalleryServices
 from .standard_outputs import StandardOutputs
 
@@ -120,7 +121,8 @@ class FaceRecognitionNode(LifecycleNode):
             self.get_logger().error(f"cannot configure: {exc}")
             return FAILURE
         self.model_error = ""
-        for message in (recognizer.gallery_warning, recognizer.alignment_notice):
+        for message in (recognizer.gallery_warning, recognizer.alignment_notice,
+                        *recognizer.model_warnings):
             if message:
                 self.get_logger().warning(message)
         streams: list[StreamRecognizer] = []
@@ -208,9 +210,13 @@ class FaceRecognitionNode(LifecycleNode):
         the values in effect (params file / overrides). Raises ValueError for invalid values."""
         defaults, node_defaults = load_defaults()
         declared = declarations(defaults, node_defaults)
-        for name, value, desc in declared:
-            self.declare_parameter(name, value, desc)
+        declare_all(self, declared)
         self._declared = frozenset(name for name, _, _ in declared)
+        errors, warnings = unknown_parameters(list(self._parameter_overrides), self._declared)
+        for warning in warnings:
+            self.get_logger().warning(warning)
+        if errors:
+            raise ValueError("; ".join(errors))
         config = RecognizerConfig()
         values = {name: self.get_parameter(name).value for name in self._declared}
         for name, value in values.items():

@@ -16,10 +16,13 @@ from typing import Any
 
 import yaml
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+from rclpy.exceptions import InvalidParameterTypeException
+from rclpy.node import Node
 
 from ..config import RecognizerConfig, default_config_path, ros_parameters
-from ..options import check_value, iter_options, option, set_option
+from ..options import check_value, did_you_mean, iter_options, option, set_option
 from .diagnostic_levels import Thresholds
+from .image_input import camera_name
 from .image_qos import AUTO, MODES
 
 
@@ -193,9 +196,25 @@ def check_node_value(name: str, value: Any) -> Any:
             )
         if len(set(value)) != len(value):
             raise ValueError(f"parameter '{name}' lists a topic twice: {list(value)!r}")
+        check_output_names(list(value))
         return list(value)
     return check_value(name, value, option(param.default, param.description, low=param.low,
                                            high=param.high, choices=param.choices))
+
+
+def check_output_names(topics: list[str]) -> None:
+    """Several cameras publish on ~/<camera>/..., <camera> = the topic with '/' -> '_': two
+    topics giving one name would share every output and diagnostics name. ValueError names them.
+    """
+    seen: dict[str, str] = {}
+    for topic in topics:
+        name = camera_name(topic)
+        if name in seen:
+            raise ValueError(
+                f"parameter 'image_topics': {seen[name]!r} and {topic!r} both publish as "
+                f"~/{name}/faces (outputs are named from the topic with '/' -> '_'); remap one "
+                "of them to another name")
+        seen[name] = topic
 
 
 def _ros_type(default: Any) -> int:
@@ -256,3 +275,42 @@ def validate_changes(config: RecognizerConfig, changes: dict[str, Any]) -> Recog
             set_option(candidate, name, value)
     candidate.validate()
     return candidate
+
+
+_TYPE_NAMES = {
+    ParameterType.PARAMETER_BOOL: "true or false",
+    ParameterType.PARAMETER_INTEGER: "an integer",
+    ParameterType.PARAMETER_DOUBLE: "a floating-point number (write 1.0, not 1)",
+    ParameterType.PARAMETER_STRING: "a string",
+    ParameterType.PARAMETER_STRING_ARRAY: "a list of strings",
+}
+# rclpy's own parameters, set on any node from the command line or a params file.
+_RCLPY_PARAMS = ("use_sim_time", "start_type_description_service", "qos_overrides.")
+
+
+def declare_all(node: Node, declared: list[tuple[str, Any, ParameterDescriptor]]) -> None:
+    """Declare each parameter; a value of the wrong type (`-p recognition.threshold:=high`, or
+    in a params file) is a ValueError naming the parameter and the type it needs."""
+    for name, value, desc in declared:
+        try:
+            node.declare_parameter(name, value, desc)
+        except InvalidParameterTypeException as exc:
+            raise ValueError(f"parameter '{name}' must be {_TYPE_NAMES[desc.type]}: {exc}"
+                             ) from None
+
+
+def unknown_parameters(given: list[str], declared: frozenset[str]) -> tuple[list[str], list[str]]:
+    """(errors, warnings) for parameters given to the node that it does not have.
+
+    A name in one of the option groups (`recognition.treshold`) is an error: it can only be a
+    mistake. A top-level one is a warning: a params file with `/**:` may carry other nodes'
+    parameters. Both name the closest valid parameter.
+    """
+    groups = {name.split(".")[0] for name in declared if "." in name}
+    errors, warnings = [], []
+    for name in sorted(set(given) - declared):
+        if name.startswith(_RCLPY_PARAMS):
+            continue
+        text = f"unknown parameter '{name}'{did_you_mean(name, declared)}"
+        (errors if name.split(".")[0] in groups else warnings).append(text)
+    return errors, warnings

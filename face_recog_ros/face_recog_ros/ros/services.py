@@ -21,7 +21,6 @@ from typing import Any
 
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from face_recog_interfaces.srv import Enroll, Forget, ListFaces, Rename
 
@@ -34,13 +33,9 @@ from ..tracking.enrolment import EnrollState
 from ..tracking.stream import StreamRecognizer
 from ..tracking.strangers import UnknownCluster, is_cluster_label
 from .messages import iso_to_time
+from .service_qos import SERVICE_QOS
 
 DEFAULT_LIVE_SAMPLES = 5
-# Requests wait here while others are served. Any keep-last depth drops the oldest requests of a
-# burst inside DDS, unanswered and unseen (depth 64: 4 clients x 50 calls got 160 answers);
-# keep-all never drops one. The queue stays short because each request is answered at once or
-# refused at once (an enrolment while another runs is refused as busy, not queued).
-SERVICE_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_ALL)
 
 
 def service(func: Callable) -> Callable:
