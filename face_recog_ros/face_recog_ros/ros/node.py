@@ -46,7 +46,7 @@ from ..config import RecognizerConfig
 from ..core.alignment import align_face
 from ..core.detection import FaceDetector
 from ..core.recognizer import FaceRecognizer
-from ..gallery.file_format import GalleryError
+from ..gallery.errors import GalleryError
 from ..options import set_option
 from ..tracking.stream import StreamRecognizer
 from .diagnostics import NOT_ERRORS, PROCESSING_ERROR, camera_status, status
