@@ -123,6 +123,9 @@ class FaceRecognizer:
         if gallery is None:
             gallery = self._open_gallery()
         self.gallery = gallery
+        # Called after every change of the gallery (made here, read from the file, or merged
+        # from another robot), from the thread that made it: the fleet sync listens.
+        self.listeners: list[Callable[[], None]] = []
         self.lock = (
             threading.RLock()
         )  # models and gallery: one user at a time (the stream shares it)
@@ -289,6 +292,8 @@ class FaceRecognizer:
     def set_sample_cap(self, value: int) -> bool:
         """Change the gallery's sample cap (for every copy of it); saved like any change.
         True when it changed."""
+        if value == self.gallery.cap.value:
+            return False
         return self._change(lambda: self.gallery.set_cap(value))
 
     def people(self) -> list[PersonInfo]:
@@ -297,19 +302,25 @@ class FaceRecognizer:
     def reload_gallery(self) -> bool:
         """Take in changes another process (a second node, the CLI) saved to the gallery file;
         True when the gallery changed. Raises GalleryError once for an unusable new file."""
-        return self.store is not None and self.store.reload(self.gallery)
+        return self.store is not None and self._notify(self.store.reload(self.gallery))
 
     def absorb(self, theirs: GalleryState) -> bool:
         """Merge another copy's change (another robot's) and save it; True when the gallery
         changed. GalleryNotSaved: it was undone (the sender still has it)."""
         if self.store is None:
-            return self.gallery.join(theirs, announce=False)
-        return self.store.absorb(self.gallery, theirs)
+            return self._notify(self.gallery.join(theirs, announce=False))
+        return self._notify(self.store.absorb(self.gallery, theirs))
+
+    def _notify(self, changed: bool) -> bool:
+        if changed:
+            for listener in list(self.listeners):
+                listener()
+        return changed
 
     def _change(self, change: Callable[[], T]) -> T:
         """Apply a gallery change and, with a file, save it in the same step: on return it is on
         disk, and GalleryNotSaved means it was undone. The recognizer lock is not held, so a slow
         disk (an SD card's fsync) never stalls frames; the gallery and store lock themselves."""
-        if self.store is None:
-            return change()
-        return self.store.commit(self.gallery, change)
+        result = change() if self.store is None else self.store.commit(self.gallery, change)
+        self._notify(True)
+        return result

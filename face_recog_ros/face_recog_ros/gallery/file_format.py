@@ -10,8 +10,9 @@ int64 and ``sample_origins`` (M,) int32 (an index into the nodes) are each row's
 from their content, so every copy of one old file agrees on them.
 
 Decoding is hardened: every member's declared size is bounded before numpy allocates it, and
-every field is validated; the contents are then normalised by the merge rules, so a file that
-is valid but not canonical (unsorted, over the cap) loads as its canonical form.
+every field is validated (:mod:`.columns`, as for the fleet's messages); loading then
+normalises the contents by the merge rules, so a file that is valid but not canonical
+(unsorted, over the cap) loads as its canonical form.
 """
 from __future__ import annotations
 
@@ -27,24 +28,18 @@ from pathlib import Path
 
 import numpy as np
 
+from .columns import BadColumns, Columns, from_columns, to_columns
 from .errors import GalleryCorrupt, GalleryMismatch, GalleryVersionError
-from .names import InvalidName, validate_name
-from .replica import (MAX_NODE_ID_LENGTH, NAME_KEY_BYTES, SAMPLE_ID_BYTES, UNLIMITED, Cap,
-                      GalleryState, NameOp, Person, Sample, frozen_rows, ms_to_iso,
-                      person_digest)
+from .replica import NAME_KEY_BYTES, SAMPLE_ID_BYTES, UNLIMITED, Cap, GalleryState, ms_to_iso
 
 FORMAT_NAME = "face_recog_ros.gallery"
 FORMAT_VERSION = 2  # 2: sample registers, name operations, the cap (1: names and rows only)
-# Stored rows must be unit length to this tolerance; anything else means a damaged file.
-_NORM_TOLERANCE = 1e-3
-_REGISTERS = {"sample_ids": (np.uint8, 2), "sample_versions": (np.int64, 1),
-              "sample_born": (np.int64, 1), "sample_enrolled_ms": (np.int64, 1),
-              "sample_origins": (np.int32, 1)}
+_REGISTERS = ("sample_ids", "sample_versions", "sample_born", "sample_enrolled_ms",
+              "sample_origins")
 _MEMBERS = ("meta", "embeddings", "owners", *_REGISTERS)
 # A member may expand to at most this many times the file's size (our writer stores members
 # uncompressed; this still admits a compressed copy but bounds a decompression bomb).
 _MAX_EXPANSION = 16
-_MAX_INT = 2**62  # versions and times: anything larger is damage
 
 
 @dataclass(frozen=True)
@@ -60,36 +55,27 @@ class FileContents:
 def encode(embedding_space: str, dim: int, state: GalleryState, created_at: str,
            updated_at: str, configured_cap: int) -> bytes:
     """The file's bytes (the inverse of :func:`decode`); ``state.people`` in name order."""
-    nodes = sorted({s.origin for p in state.people.values() for s in p.samples})
-    node_index = {n: i for i, n in enumerate(nodes)}
-    samples = [s for p in state.people.values() for s in p.samples]
+    c = to_columns(state, dim)
     cap = state.cap or Cap(0, "", UNLIMITED)
     meta = {
         "format": FORMAT_NAME, "version": FORMAT_VERSION, "embedding_space": embedding_space,
         "dim": dim, "created_at": created_at, "updated_at": updated_at,
         "cap": {"value": cap.value, "version": cap.version, "node": cap.node},
-        "configured_cap": configured_cap, "nodes": nodes,
+        "configured_cap": configured_cap, "nodes": c.nodes,
         "people": [{"name": n, "samples": len(p.samples),
                     "enrolled_at": ms_to_iso(p.enrolled.enrolled_ms),
-                    "updated_at": ms_to_iso(p.updated.enrolled_ms)} for n, p in state.people.items()],
-        "operations": [{"key": key.hex(), "version": op.version, "node": op.node,
-                        "target": op.target, "at_ms": op.at_ms}
-                       for key in sorted(state.ops) for op in state.ops[key]],
+                    "updated_at": ms_to_iso(p.updated.enrolled_ms)}
+                   for n, p in state.people.items()],
+        "operations": [{"key": bytes(c.op_keys[i]).hex(), "version": int(c.op_versions[i]),
+                        "node": c.nodes[c.op_nodes[i]], "target": c.op_targets[i],
+                        "at_ms": int(c.op_at_ms[i])} for i in range(len(c.op_targets))],
     }
-    people = list(state.people.values())
-    matrix = (np.concatenate([p.embeddings for p in people]) if people
-              else np.zeros((0, dim), np.float32))
     buffer = io.BytesIO()
-    np.savez(
-        buffer, embeddings=matrix,
-        owners=np.repeat(np.arange(len(people), dtype=np.int32), [len(p.samples) for p in people]),
-        sample_ids=np.frombuffer(b"".join(s.id for s in samples), np.uint8).reshape(
-            len(samples), SAMPLE_ID_BYTES),
-        sample_versions=np.array([s.version for s in samples], np.int64),
-        sample_born=np.array([s.born for s in samples], np.int64),
-        sample_enrolled_ms=np.array([s.enrolled_ms for s in samples], np.int64),
-        sample_origins=np.array([node_index[s.origin] for s in samples], np.int32),
-        meta=np.frombuffer(json.dumps(meta, ensure_ascii=False).encode("utf-8"), np.uint8))
+    np.savez(buffer, embeddings=c.embeddings,
+             owners=np.repeat(np.arange(len(c.names), dtype=np.int32), c.counts),
+             sample_ids=c.ids, sample_versions=c.versions, sample_born=c.born,
+             sample_enrolled_ms=c.enrolled_ms, sample_origins=c.origins,
+             meta=np.frombuffer(json.dumps(meta, ensure_ascii=False).encode("utf-8"), np.uint8))
     return buffer.getvalue()
 
 
@@ -119,86 +105,60 @@ def decode(path: Path, data: bytes, embedding_space: str, dim: int) -> FileConte
             f"gallery {path} was made with embedding model {space!r} (dim {file_dim}), but the "
             f"running model is {embedding_space!r} (dim {dim}); embeddings of different models "
             "cannot be compared, so re-enrol or use a separate gallery file")
-    entries, embeddings, owners = meta.get("people"), arrays.get("embeddings"), arrays.get("owners")
+    entries, embeddings = meta.get("people"), arrays.get("embeddings")
+    owners = arrays.get("owners")
     if not isinstance(entries, list) or embeddings is None or owners is None:
         raise GalleryCorrupt(f"gallery {path} lacks people metadata, embeddings or owners")
     rows = embeddings.shape[0] if embeddings.ndim == 2 else -1
-    if (embeddings.dtype != np.float32 or embeddings.ndim != 2 or embeddings.shape[1] != dim
-            or owners.ndim != 1 or owners.dtype.kind not in "iu" or owners.shape[0] != rows):
+    if owners.ndim != 1 or owners.dtype.kind not in "iu" or owners.shape[0] != rows:
         raise GalleryCorrupt(
             f"gallery {path} has inconsistent arrays: embeddings {embeddings.dtype} "
             f"{embeddings.shape}, owners {owners.dtype} {owners.shape}")
-    if embeddings.size and not np.all(np.isfinite(embeddings)):
-        raise GalleryCorrupt(f"gallery {path} contains NaN or infinite embeddings")
-    norms = np.linalg.norm(embeddings.astype(np.float64), axis=1)
-    if np.any(np.abs(norms - 1.0) > _NORM_TOLERANCE):
-        raise GalleryCorrupt(f"gallery {path} contains embeddings that are not unit length")
+    if not all(isinstance(e, dict) and "name" in e and "samples" in e for e in entries):
+        raise GalleryCorrupt(f"gallery {path} has a malformed person entry")
     if owners.size and (owners.min() < 0 or owners.max() >= len(entries)):
         raise GalleryCorrupt(f"gallery {path} has owner indices outside its {len(entries)} people")
-    names = [_person_name(path, index, entry) for index, entry in enumerate(entries)]
-    if len(set(names)) != len(names):
-        raise GalleryCorrupt(f"gallery {path} lists a name twice")
-    counts = np.bincount(owners.astype(np.intp), minlength=len(names)) if owners.size else \
-        np.zeros(len(names), dtype=np.intp)
-    for name, entry, count in zip(names, entries, counts):
-        if type(entry["samples"]) is not int or entry["samples"] != count or count < 1:
-            raise GalleryCorrupt(f"gallery {path}: {name!r} should have {entry['samples']!r} "
-                                 f"samples, the arrays hold {int(count)}")
-    order = np.argsort(owners, kind="stable")
-    if version == 1:
-        samples = _derived_samples(names, entries, embeddings, owners)
-        ops, cap, configured = {}, None, None
-    else:
-        samples = _registers(path, meta, arrays, rows)
-        ops, cap = _operations(path, meta.get("operations")), _cap(path, meta.get("cap"))
-        configured = meta.get("configured_cap")
-        configured = configured if type(configured) is int and 0 <= configured < 2**31 else None
-    people: dict[str, Person] = {}
-    start = 0
-    for index, name in enumerate(names):
-        chosen = order[start:start + counts[index]]
-        start += counts[index]
-        registers = sorted(((samples[i], embeddings[i]) for i in chosen),
-                           key=lambda r: r[0].order())
-        person_samples = tuple(s for s, _ in registers)
-        person_rows = frozen_rows(np.stack([r for _, r in registers]))
-        people[name] = Person(name, person_samples, person_rows,
-                              person_digest(name, person_samples, person_rows))
-    ids = [s.id for s in samples]
-    if len(set(ids)) != len(ids):
-        raise GalleryCorrupt(f"gallery {path} holds two samples with one id")
-    return FileContents(GalleryState(people, ops, cap), str(meta.get("created_at", "")),
-                        str(meta.get("updated_at", "")), configured)
-
-
-def _person_name(path: Path, index: int, entry: object) -> str:
-    if not isinstance(entry, dict) or "name" not in entry or "samples" not in entry:
-        raise GalleryCorrupt(f"gallery {path} has a malformed person entry #{index}")
-    name = entry["name"]
+    counts = np.bincount(owners.astype(np.intp), minlength=len(entries)) if owners.size else \
+        np.zeros(len(entries), dtype=np.intp)
+    for entry, count in zip(entries, counts):
+        if type(entry["samples"]) is not int or entry["samples"] != count:
+            raise GalleryCorrupt(f"gallery {path}: {entry['name']!r} should have "
+                                 f"{entry['samples']!r} samples, the arrays hold {int(count)}")
+    order = np.argsort(owners, kind="stable")  # rows grouped by person, file order within
     try:
-        canonical = validate_name(name)
-    except InvalidName as err:
-        raise GalleryCorrupt(f"gallery {path} has an invalid name: {err}") from err
-    if canonical != name:
-        raise GalleryCorrupt(f"gallery {path} has a non-canonical name {name!r}")
-    return name
+        if version == 1:
+            columns = _derived_columns(entries, embeddings[order], owners[order], counts)
+        else:
+            columns = _stored_columns(meta, arrays, order, counts)
+        columns.names = [e["name"] for e in entries]
+        state = from_columns(columns, dim)
+    except BadColumns as err:
+        raise GalleryCorrupt(f"gallery {path}: {err}") from None
+    configured = meta.get("configured_cap")
+    configured = configured if type(configured) is int and 0 <= configured < 2**31 else None
+    return FileContents(state, str(meta.get("created_at", "")),
+                        str(meta.get("updated_at", "")), configured if version > 1 else None)
 
 
-def _derived_samples(names: list[str], entries: list[dict], embeddings: np.ndarray,
-                     owners: np.ndarray) -> list[Sample]:
+def _derived_columns(entries: list[dict], rows: np.ndarray, owners: np.ndarray,
+                     counts: np.ndarray) -> Columns:
     """Registers for a version 1 file, from its content alone: every copy of one old file
     derives the same ids; versions 1..k keep each person's oldest-first order and sort before
     every change made since."""
-    seen = [0] * len(names)
-    samples = []
-    for row, owner in zip(embeddings, owners.astype(np.intp)):
-        seen[owner] += 1
-        name = names[owner]
-        sid = hashlib.blake2b(f"{name}\0{seen[owner]}\0".encode() + row.tobytes(),
-                              digest_size=SAMPLE_ID_BYTES).digest()
-        samples.append(Sample(sid, seen[owner], seen[owner], "",
-                              _ms(entries[owner].get("enrolled_at"))))
-    return samples
+    index = np.concatenate([np.arange(1, k + 1) for k in counts]) if len(counts) else \
+        np.zeros(0, np.int64)
+    ids = [hashlib.blake2b(f"{entries[o].get('name')}\0{i}\0".encode() + row.tobytes(),
+                           digest_size=SAMPLE_ID_BYTES).digest()
+           for o, i, row in zip(owners.tolist(), index.tolist(), rows)]
+    enrolled = np.array([_ms(entries[o].get("enrolled_at")) for o in owners.tolist()], np.int64)
+    return Columns(
+        names=[], counts=counts, embeddings=rows,
+        ids=np.frombuffer(b"".join(ids), np.uint8).reshape(len(ids), SAMPLE_ID_BYTES),
+        versions=index.astype(np.int64), born=index.astype(np.int64), enrolled_ms=enrolled,
+        origins=np.zeros(len(ids), np.int32), nodes=[""],
+        op_keys=np.zeros((0, NAME_KEY_BYTES), np.uint8),
+        op_versions=np.zeros(0, np.int64), op_nodes=np.zeros(0, np.int32), op_targets=[],
+        op_at_ms=np.zeros(0, np.int64), cap=None)
 
 
 def _ms(text: object) -> int:
@@ -208,64 +168,43 @@ def _ms(text: object) -> int:
         return 0
 
 
-def _registers(path: Path, meta: dict, arrays: dict[str, np.ndarray], rows: int
-               ) -> list[Sample]:
-    for member, (dtype, ndim) in _REGISTERS.items():
-        array = arrays.get(member)
-        width = (SAMPLE_ID_BYTES,) if ndim == 2 else ()
-        if array is None or array.dtype != dtype or array.shape != (rows, *width):
-            raise GalleryCorrupt(f"gallery {path}: member {member!r} is missing or does not "
-                                 f"match the {rows} embeddings")
-    nodes = meta.get("nodes")
-    if not isinstance(nodes, list) or not all(_node_ok(n) for n in nodes):
-        raise GalleryCorrupt(f"gallery {path} has a malformed node list")
-    versions, born = arrays["sample_versions"], arrays["sample_born"]
-    times, origins = arrays["sample_enrolled_ms"], arrays["sample_origins"]
-    for label, values in (("versions", versions), ("birth versions", born), ("times", times)):
-        if values.size and (values.min() < 0 or values.max() > _MAX_INT):
-            raise GalleryCorrupt(f"gallery {path} has sample {label} out of range")
-    if origins.size and (origins.min() < 0 or origins.max() >= len(nodes)):
-        raise GalleryCorrupt(f"gallery {path} has sample origins outside its node list")
-    ids = arrays["sample_ids"]
-    return [Sample(ids[i].tobytes(), int(versions[i]), int(born[i]), nodes[origins[i]],
-                   int(times[i])) for i in range(rows)]
-
-
-def _node_ok(node: object) -> bool:
-    return isinstance(node, str) and len(node) <= MAX_NODE_ID_LENGTH
-
-
-def _int_ok(value: object) -> bool:
-    return type(value) is int and 0 <= value <= _MAX_INT
-
-
-def _operations(path: Path, entries: object) -> dict[bytes, tuple[NameOp, ...]]:
-    if not isinstance(entries, list):
-        raise GalleryCorrupt(f"gallery {path} has no list of name operations")
-    ops: dict[bytes, set[NameOp]] = {}
-    for entry in entries:
-        try:
-            key = bytes.fromhex(entry["key"])
-            op = NameOp(entry["version"], entry["node"], entry["target"], entry["at_ms"])
-            if (len(key) != NAME_KEY_BYTES or not _int_ok(op.version) or not _int_ok(op.at_ms)
-                    or not _node_ok(op.node) or not isinstance(op.target, str)
-                    or (op.target and validate_name(op.target) != op.target)):
-                raise ValueError
-        except (TypeError, KeyError, ValueError, AttributeError) as err:
-            raise GalleryCorrupt(f"gallery {path} has a malformed name operation") from err
-        ops.setdefault(key, set()).add(op)
-    return {key: tuple(sorted(found)) for key, found in ops.items()}
-
-
-def _cap(path: Path, entry: object) -> Cap:
+def _stored_columns(meta: dict, arrays: dict[str, np.ndarray], order: np.ndarray,
+                    counts: np.ndarray) -> Columns:
+    for member in _REGISTERS:
+        if member not in arrays:
+            raise BadColumns(f"member {member!r} is missing")
+        if arrays[member].shape[:1] != order.shape:
+            raise BadColumns(f"member {member!r} does not match the embeddings")
+    nodes, ops, cap = meta.get("nodes"), meta.get("operations"), meta.get("cap")
+    if not isinstance(nodes, list) or not isinstance(ops, list) or not all(
+            isinstance(op, dict) for op in ops):
+        raise BadColumns("the node list or the name operations are malformed")
     try:
-        cap = Cap(entry["version"], entry["node"], entry["value"])
-        if not (_int_ok(cap.version) and _node_ok(cap.node) and _int_ok(cap.value)
-                and cap.value < 2**31):
+        op_nodes = [op["node"] for op in ops]
+        all_nodes = nodes + op_nodes
+        keys = b"".join(bytes.fromhex(op["key"]) for op in ops)
+        if len(keys) != NAME_KEY_BYTES * len(ops):
             raise ValueError
-    except (TypeError, KeyError, ValueError) as err:
-        raise GalleryCorrupt(f"gallery {path} has a malformed sample cap") from err
-    return cap
+        return Columns(
+            names=[], counts=counts, embeddings=arrays["embeddings"][order],
+            ids=arrays["sample_ids"][order], versions=arrays["sample_versions"][order],
+            born=arrays["sample_born"][order],
+            enrolled_ms=arrays["sample_enrolled_ms"][order],
+            origins=arrays["sample_origins"][order], nodes=all_nodes,
+            op_keys=np.frombuffer(keys, np.uint8).reshape(len(ops), NAME_KEY_BYTES),
+            op_versions=_json_ints([op["version"] for op in ops]),
+            op_nodes=np.arange(len(nodes), len(all_nodes)),
+            op_targets=[op["target"] for op in ops],
+            op_at_ms=_json_ints([op["at_ms"] for op in ops]),
+            cap=Cap(cap["version"], cap["node"], cap["value"]))
+    except (TypeError, KeyError, ValueError, OverflowError) as err:
+        raise BadColumns(f"the name operations or the cap are malformed ({err})") from None
+
+
+def _json_ints(values: list) -> np.ndarray:
+    if not all(type(v) is int and 0 <= v < 2**63 for v in values):
+        raise BadColumns("a version or time is not a non-negative integer")
+    return np.array(values, np.int64)
 
 
 def _parse_npz(path: Path, data: bytes) -> dict[str, np.ndarray]:

@@ -17,13 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .contents import Contents, Register
 from .names import lookup_key, validate_name
 from .options import DEFAULT_MAX_SAMPLES_PER_PERSON
 from .replica import (UNLIMITED, Cap, Clock, GalleryState, NameOp, Person, Sample,
-                      default_node_id, gallery_digest, make_person, merged_ops, moved,
-                      ms_to_iso, name_key, new_sample_ids, now_ms, resolve)
-
-_Register = tuple[str, Sample, np.ndarray]  # (name it is filed under, sample, row)
+                      default_node_id, gallery_digest, ms_to_iso, new_sample_ids, now_ms,
+                      unit_rows)
 
 
 class UnknownPerson(KeyError):
@@ -101,20 +100,13 @@ class Gallery:
         self.dim = int(dim)
         self.node_id = node_id or default_node_id()
         self.clock = Clock()
-        self._cap = Cap(0, "", cap)  # the configured default until someone sets it
+        self._c = Contents(Cap(0, "", cap))  # the configured default until someone sets it
         self.configured_cap = cap  # local: the value this copy's configuration last asked for
         self.created_at = self.updated_at = utc_now()
         self._lock = threading.RLock()
         self._generation = 0
         self._snapshot: Snapshot | None = None
         self._digest: tuple[int, str] | None = None
-        self._people: dict[str, Person] = {}
-        self._names: list[str] = []  # sorted
-        self._ops: dict[bytes, tuple[NameOp, ...]] = {}
-        self._forgets = 0
-        self._where: dict[bytes, str] = {}  # sample id -> name it is filed under
-        self._live_keys: dict[bytes, str] = {}  # name_key -> enrolled name
-        self._key_cache: dict[str, bytes] = {}
         # What changed since a sequence number, for the fleet sync to publish (see changes_since)
         self._seq = 0
         self._person_seq: dict[str, int] = {}
@@ -125,18 +117,23 @@ class Gallery:
     def max_samples_per_person(self) -> int | None:
         """Most samples kept per person (newest kept); None = unlimited. A gallery setting,
         shared by every copy (:meth:`set_cap`)."""
-        return self._cap.limit
+        return self._c.cap.limit
 
     @property
     def cap(self) -> Cap:
-        return self._cap
+        return self._c.cap
+
+    @property
+    def forgets(self) -> int:
+        """How many forgets this copy holds (it grows when one is made or merged in)."""
+        return self._c.forgets
 
     # ----------------------------------------------------------------- queries
     def __len__(self) -> int:
-        return len(self._people)
+        return len(self._c.people)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and lookup_key(name) in self._people
+        return isinstance(name, str) and lookup_key(name) in self._c.people
 
     @property
     def generation(self) -> int:
@@ -146,21 +143,21 @@ class Gallery:
     @property
     def num_samples(self) -> int:
         with self._lock:
-            return sum(len(p.samples) for p in self._people.values())
+            return sum(len(p.samples) for p in self._c.people.values())
 
     def names(self) -> list[str]:
         """Names in person-index order (the order of ``Snapshot.names`` and ``owners()``)."""
         with self._lock:
-            return list(self._names)
+            return list(self._c.names)
 
     def people(self) -> list[PersonInfo]:
         with self._lock:
-            return [_info(self._people[n]) for n in self._names]
+            return [_info(self._c.people[n]) for n in self._c.names]
 
     def records(self) -> dict[str, Person]:
         """Every person's record, in name order (records are immutable)."""
         with self._lock:
-            return {n: self._people[n] for n in self._names}
+            return {n: self._c.people[n] for n in self._c.names}
 
     def embeddings(self, name: str) -> np.ndarray:
         """A copy of one person's samples, oldest first."""
@@ -173,28 +170,26 @@ class Gallery:
         with self._lock:
             if self._digest is None or self._digest[0] != self._generation:
                 self._digest = (self._generation, gallery_digest(
-                    self.embedding_space, self.dim, self._people, self._ops, self._cap))
+                    self.embedding_space, self.dim, self._c.people, self._c.ops, self._c.cap))
             return self._digest[1]
 
     def state(self, names: list[str] | None = None, *, ops: bool = True) -> GalleryState:
         """The contents (or these people's records) as a :class:`GalleryState`, to send."""
         with self._lock:
-            chosen = self._names if names is None else [n for n in names if n in self._people]
-            return GalleryState({n: self._people[n] for n in chosen},
-                                dict(self._ops) if ops else {}, self._cap)
+            return self._c.state(names, ops=ops)
 
     def changes_since(self, seq: int) -> tuple[GalleryState, int]:
         """What changed here after ``seq`` that other copies have not been told (changes made
         here or read from the file; a merged peer change only where the merge differs from what
         that peer sent), and the sequence number to ask from next time."""
         with self._lock:
-            people = {n: self._people[n] for n, s in self._person_seq.items()
-                      if s > seq and n in self._people}
+            people = {n: self._c.people[n] for n, s in self._person_seq.items()
+                      if s > seq and n in self._c.people}
             ops: dict[bytes, tuple[NameOp, ...]] = {}
             start = bisect.bisect_right(self._op_log, seq, key=lambda e: e[0])
             for _, key, op in self._op_log[start:]:
                 ops[key] = (*ops.get(key, ()), op)
-            cap = self._cap if self._cap_seq > seq else None
+            cap = self._c.cap if self._cap_seq > seq else None
             return GalleryState(dict(sorted(people.items())), ops, cap), self._seq
 
     def snapshot(self) -> Snapshot:
@@ -213,7 +208,7 @@ class Gallery:
         return self.snapshot().owners
 
     def _build_snapshot(self) -> Snapshot:
-        people = [self._people[n] for n in self._names]
+        people = [self._c.people[n] for n in self._c.names]
         counts = np.fromiter((len(p.samples) for p in people), dtype=np.intp, count=len(people))
         if counts.size:
             matrix = np.ascontiguousarray(np.concatenate([p.embeddings for p in people]))
@@ -225,7 +220,7 @@ class Gallery:
             np.cumsum(counts[:-1], out=starts[1:])
         for a in (matrix, owners, starts):
             a.flags.writeable = False
-        return Snapshot(tuple(self._names), matrix, owners, starts, self._generation)
+        return Snapshot(tuple(self._c.names), matrix, owners, starts, self._generation)
 
     # --------------------------------------------------------------- mutations
     def add(self, name: str, embeddings: np.ndarray, *, overwrite: bool = False) -> int:
@@ -235,23 +230,23 @@ class Gallery:
         so re-enrolling keeps the gallery current as a face changes.
         """
         key = validate_name(name)
-        rows = self._check_embeddings(embeddings)
+        rows = unit_rows(embeddings, self.dim, self.embedding_space)
         with self._lock:
             version, at = self.clock.tick(), now_ms()
             if overwrite:
-                self._record_op(name_key(key), NameOp(version, self.node_id, "", at), True)
+                self._add_op(self._c.key(key), NameOp(version, self.node_id, "", at), True)
             staged = {sid: (key, Sample(sid, version, version, self.node_id, at), row)
                       for sid, row in zip(new_sample_ids(len(rows)), rows)}
             self._rebuild({key}, staged)
-            return len(self._people[key].samples)
+            return len(self._c.people[key].samples)
 
     def remove(self, name: str) -> int:
         """Forget a person; returns how many samples were deleted. The forget is kept (as a
         hash of the name), so copies that still hold the person drop them when they merge."""
         with self._lock:
             person = self._get(name)
-            self._record_op(name_key(person.name),
-                            NameOp(self.clock.tick(), self.node_id, "", now_ms()), True)
+            self._add_op(self._c.key(person.name),
+                         NameOp(self.clock.tick(), self.node_id, "", now_ms()), True)
             self._rebuild({person.name}, {})
             return len(person.samples)
 
@@ -266,19 +261,19 @@ class Gallery:
             person = self._get(old)
             if new_key == person.name:
                 return len(person.samples)
-            if new_key in self._people and not merge:
+            if new_key in self._c.people and not merge:
                 raise NameTaken(
                     f"cannot rename {person.name!r} to {new_key!r}: {new_key!r} is already "
                     "enrolled (use merge to combine them)"
                 )
             op = NameOp(self.clock.tick(), self.node_id, new_key, now_ms())
-            self._record_op(name_key(person.name), op, True)
+            self._add_op(self._c.key(person.name), op, True)
             self._rebuild({person.name, new_key}, {})
-            return len(self._people[new_key].samples)
+            return len(self._c.people[new_key].samples)
 
     def clear(self) -> None:
         with self._lock:
-            for name in list(self._names):
+            for name in list(self._c.names):
                 self.remove(name)
 
     def set_cap(self, value: int | None) -> bool:
@@ -288,12 +283,9 @@ class Gallery:
         if value < 0:
             raise ValueError("the sample cap must be >= 1, or 0/None for unlimited")
         with self._lock:
-            if value == self._cap.value:
+            if value == self._c.cap.value:
                 return False
-            self._cap = Cap(self.clock.tick(), self.node_id, value)
-            self._seq += 1
-            self._cap_seq = self._seq
-            self._rebuild(set(self._names), {})
+            self._set_cap(Cap(self.clock.tick(), self.node_id, value), True)
             return True
 
     def configure_cap(self, value: int | None) -> bool:
@@ -316,53 +308,36 @@ class Gallery:
         came from the fleet: only a merge result that differs from what was sent is announced).
         """
         with self._lock:
+            for version in (*(op.version for ops in theirs.ops.values() for op in ops),
+                            *(s.version for p in theirs.people.values() for s in p.samples)):
+                self.clock.observe(version)
             affected: set[str] = set()
             for key, ops in theirs.ops.items():
                 for op in ops:
-                    self.clock.observe(op.version)
-                    if op not in self._ops.get(key, ()):
-                        self._record_op(key, op, announce)
-                        if key in self._live_keys:
-                            affected.add(self._live_keys[key])
-            if theirs.cap is not None and theirs.cap > self._cap:
+                    if op not in self._c.ops.get(key, ()):
+                        affected.update(filter(None, [self._add_op(key, op, announce)]))
+            if theirs.cap is not None and theirs.cap > self._c.cap:
                 self.clock.observe(theirs.cap.version)
-                self._cap = theirs.cap
-                if announce:
-                    self._seq += 1
-                    self._cap_seq = self._seq
-                affected.update(self._names)
-            staged: dict[bytes, _Register] = {}
-            for name, person in theirs.people.items():
-                ours = self._people.get(name)
-                if ours is not None and ours.digest == person.digest:
-                    continue
-                for sample, row in zip(person.samples, person.embeddings):
-                    self.clock.observe(sample.version)
-                    where = self._where.get(sample.id)
-                    if where is not None:
-                        if self._sample(where, sample.id).version >= sample.version:
-                            continue
-                        affected.add(where)
-                    staged[sample.id] = (name, sample, row)
-                    affected.add(name)
+                self._set_cap(theirs.cap, announce)
+            staged = self._c.stage(theirs, affected)
             return self._rebuild(affected, staged, None if announce else theirs.people)
 
     def checkpoint(self) -> Checkpoint:
         """The current contents, to save, or to :meth:`restore` if a change cannot be saved."""
         with self._lock:
-            state = GalleryState({n: self._people[n] for n in self._names}, dict(self._ops),
-                                 self._cap)
-            return Checkpoint(state, self.created_at, self.updated_at, self.configured_cap,
+            return Checkpoint(self._c.state(), self.created_at, self.updated_at,
+                              self.configured_cap,
                               (dict(self._person_seq), len(self._op_log), self._cap_seq))
 
     def restore(self, checkpoint: Checkpoint) -> None:
         """Go back to ``checkpoint`` (a change after it was not saved, so it never happened)."""
         with self._lock:
-            self._load(checkpoint.state)
+            self._c.reset(checkpoint.state)
+            self._generation += 1
             self.created_at, self.updated_at = checkpoint.created_at, checkpoint.updated_at
             self.configured_cap = checkpoint.configured_cap
-            self._person_seq, log_length, self._cap_seq = checkpoint.announced
-            self._person_seq = dict(self._person_seq)
+            person_seq, log_length, self._cap_seq = checkpoint.announced
+            self._person_seq = dict(person_seq)
             del self._op_log[log_length:]
 
     def load(self, state: GalleryState, created_at: str, updated_at: str,
@@ -370,70 +345,39 @@ class Gallery:
         """Replace the contents with a file's (validated by the store), in canonical form:
         the operations and the cap applied, whatever the file held."""
         with self._lock:
-            self._load(GalleryState({}, state.ops, state.cap))
+            self._c.reset(GalleryState({}, state.ops, state.cap))
             self._rebuild(set(), {s.id: (n, s, row) for n, p in state.people.items()
                                   for s, row in zip(p.samples, p.embeddings)})
+            for version in self._c.versions():
+                self.clock.observe(version)
             self._person_seq.clear()  # the copy's own contents: nothing new to announce
+            self._generation += 1
             self.created_at, self.updated_at = created_at, updated_at
             if configured_cap is not None:
                 self.configured_cap = configured_cap
 
-    @property
-    def forgets(self) -> int:
-        """How many forgets this copy holds (it grows when one is made or merged in)."""
-        return self._forgets
-
-    def _load(self, state: GalleryState) -> None:
-        self._people, self._ops = dict(state.people), dict(state.ops)
-        self._cap = state.cap or self._cap
-        self._names = sorted(self._people)
-        self._where = {s.id: n for n, p in self._people.items() for s in p.samples}
-        self._live_keys = {self._key(n): n for n in self._names}
-        self._forgets = sum(op.is_forget for ops in self._ops.values() for op in ops)
-        for version in [s.version for p in self._people.values() for s in p.samples] + [
-                op.version for ops in self._ops.values() for op in ops] + [self._cap.version]:
-            self.clock.observe(version)
-        self._generation += 1
-
     # ------------------------------------------------------------------ helpers
-    def _record_op(self, key: bytes, op: NameOp, announce: bool) -> None:
-        self._ops[key] = merged_ops(self._ops.get(key, ()), (op,))
-        self._forgets += op.is_forget
+    def _add_op(self, key: bytes, op: NameOp, announce: bool) -> str | None:
+        affected = self._c.add_op(key, op)
         if announce:
             self._seq += 1
             self._op_log.append((self._seq, key, op))
+        return affected
 
-    def _rebuild(self, affected: set[str], staged: dict[bytes, _Register],
+    def _set_cap(self, cap: Cap, announce: bool) -> None:
+        self._c.cap = cap
+        if announce:
+            self._seq += 1
+            self._cap_seq = self._seq
+        self._rebuild(set(self._c.names), {})
+
+    def _rebuild(self, affected: set[str], staged: dict[bytes, Register],
                  sent: dict[str, Person] | None = None) -> bool:
-        """Re-derive the people in ``affected`` from their samples, ``staged`` registers and
-        the operations (:func:`.replica.resolve`), then cap them; True when anything changed.
-        ``sent``: a peer's records (None: everything that changes is announced)."""
-        registers: dict[bytes, _Register] = {}
-        for name in affected:
-            self._collect(name, registers)
-        for sid, register in staged.items():
-            current = registers.get(sid)
-            if current is None or current[1].version < register[1].version:
-                registers[sid] = register
-        groups: dict[str, dict[bytes, tuple[Sample, np.ndarray]]] = {}
-        for name, sample, row in registers.values():
-            where = resolve(name, sample.version, self._ops, self._key_cache)
-            if where is not None:
-                groups.setdefault(where[0], {})[sample.id] = (moved(sample, where[1]), row)
-        for name in set(groups) - affected:  # a rename moved samples onto an unaffected person
-            affected.add(name)
-            extra: dict[bytes, _Register] = {}
-            self._collect(name, extra)
-            for sid, (_, sample, row) in extra.items():
-                groups[name].setdefault(sid, (sample, row))
-        changed = False
-        for name in sorted(affected):
-            person = make_person(name, list(groups.get(name, {}).values()), self._cap.limit)
-            old = self._people.get(name)
-            if (person.digest if person else None) == (old.digest if old else None):
-                continue
-            self._replace(name, old, person)
-            changed = True
+        """:meth:`.contents.Contents.rebuild`, then note what is news for the fleet: every
+        change, or (``sent``: a peer's records) only results that differ from what it sent."""
+        changed = self._c.rebuild(affected, staged)
+        for name in changed:
+            person = self._c.people.get(name)
             if person is not None and (sent is None or name not in sent
                                        or sent[name].digest != person.digest):
                 self._seq += 1
@@ -441,66 +385,13 @@ class Gallery:
         if changed:
             self.updated_at = utc_now()
             self._generation += 1
-        return changed
-
-    def _collect(self, name: str, into: dict[bytes, _Register]) -> None:
-        person = self._people.get(name)
-        if person is not None:
-            for sample, row in zip(person.samples, person.embeddings):
-                into[sample.id] = (name, sample, row)
-
-    def _replace(self, name: str, old: Person | None, new: Person | None) -> None:
-        if old is not None:
-            for s in old.samples:
-                if self._where.get(s.id) == name:
-                    del self._where[s.id]
-        if new is None:
-            del self._people[name]
-            self._names.pop(bisect.bisect_left(self._names, name))
-            self._live_keys.pop(self._key(name), None)
-            return
-        if old is None:
-            bisect.insort(self._names, name)
-            self._live_keys[self._key(name)] = name
-        self._people[name] = new
-        for s in new.samples:
-            self._where[s.id] = name
-
-    def _sample(self, name: str, sample_id: bytes) -> Sample:
-        return next(s for s in self._people[name].samples if s.id == sample_id)
-
-    def _key(self, name: str) -> bytes:
-        key = self._key_cache.get(name)
-        if key is None:
-            key = self._key_cache[name] = name_key(name)
-        return key
+        return bool(changed)
 
     def _get(self, name: str) -> Person:
-        person = self._people.get(lookup_key(name))
+        person = self._c.people.get(lookup_key(name))
         if person is None:
             raise UnknownPerson(f"{name!r} is not enrolled")
         return person
-
-    def _check_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
-        rows = np.asarray(embeddings)
-        if rows.ndim == 1:
-            rows = rows[None, :]
-        if rows.ndim != 2 or rows.shape[1] != self.dim:
-            raise ValueError(
-                f"embeddings must have shape (N, {self.dim}) for {self.embedding_space!r}, "
-                f"got {np.shape(embeddings)}"
-            )
-        if rows.shape[0] == 0:
-            raise ValueError("no embeddings given")
-        if not np.issubdtype(rows.dtype, np.number) or np.iscomplexobj(rows):
-            raise ValueError(f"embeddings must be real numbers, got dtype {rows.dtype}")
-        rows = rows.astype(np.float64)
-        if not np.all(np.isfinite(rows)):
-            raise ValueError("embeddings contain NaN or infinity")
-        norms = np.linalg.norm(rows, axis=1, keepdims=True)
-        if np.any(norms < 1e-12):
-            raise ValueError("an embedding has zero length")
-        return np.ascontiguousarray(rows / norms, dtype=np.float32)
 
 
 def _info(person: Person) -> PersonInfo:

@@ -180,6 +180,28 @@ def frozen_rows(rows: np.ndarray) -> np.ndarray:
     return rows
 
 
+def unit_rows(embeddings: np.ndarray, dim: int, embedding_space: str) -> np.ndarray:
+    """``embeddings`` (N, dim) or (dim,) as L2-normalised float32 rows; ValueError says what is
+    wrong (wrong shape, empty, not real numbers, NaN, infinity, zero length)."""
+    rows = np.asarray(embeddings)
+    if rows.ndim == 1:
+        rows = rows[None, :]
+    if rows.ndim != 2 or rows.shape[1] != dim:
+        raise ValueError(f"embeddings must have shape (N, {dim}) for {embedding_space!r}, "
+                         f"got {np.shape(embeddings)}")
+    if rows.shape[0] == 0:
+        raise ValueError("no embeddings given")
+    if not np.issubdtype(rows.dtype, np.number) or np.iscomplexobj(rows):
+        raise ValueError(f"embeddings must be real numbers, got dtype {rows.dtype}")
+    rows = rows.astype(np.float64)
+    if not np.all(np.isfinite(rows)):
+        raise ValueError("embeddings contain NaN or infinity")
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    if np.any(norms < 1e-12):
+        raise ValueError("an embedding has zero length")
+    return np.ascontiguousarray(rows / norms, dtype=np.float32)
+
+
 def person_digest(name: str, samples: Iterable[Sample], rows: np.ndarray) -> bytes:
     h = hashlib.blake2b(digest_size=16)
     h.update(name.encode("utf-8") + b"\0")

@@ -30,6 +30,7 @@ next frame, because the recognizer and the streams read the config as it is.
 from __future__ import annotations
 
 import gc
+import socket
 import threading
 import time
 from typing import Any
@@ -52,6 +53,7 @@ from ..tracking.stream import StreamRecognizer
 from .diagnostics import NOT_ERRORS, PROCESSING_ERROR, camera_status, status
 from .diagnostic_levels import (CameraWindow, RecognizerState, Thresholds, camera_verdict,
                                 recognizer_verdict)
+from .gallery_sync import GallerySync
 from .image_input import ImageInput, camera_name
 from .image_qos import AUTO, RELIABLE
 from .parameters import NODE_PARAM_NAMES, declarations, load_defaults, validate_changes
@@ -62,6 +64,7 @@ NODE_NAME = "face_recognition_node"
 EXECUTOR_THREADS = 4  # a waiting live enrolment holds one; others serve frames, services, timers
 QOS_CHECK_PERIOD = 1.0  # seconds between looks at the image publishers (image_reliability auto)
 _DETECTOR_LIVE = ("detector.min_score", "detector.nms_iou")
+CAP_PARAM = "gallery.max_samples_per_person"
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 
@@ -77,6 +80,9 @@ class FaceRecognitionNode(LifecycleNode):
         self.config = self._declare_parameters()
         self.state_label = "unconfigured"
         self.recognizer: FaceRecognizer | None = None
+        self.gallery_sync: GallerySync | None = None
+        # Who makes this node's gallery changes, in the gallery and for the sync group.
+        self.node_id = f"{socket.gethostname()}:{self.get_fully_qualified_name()}"
         self.streams: list[StreamRecognizer] = []
         self.model_error = ""
         self._input: ImageInput | None = None
@@ -115,7 +121,7 @@ class FaceRecognitionNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the models and the gallery; one tracker (stream) per camera."""
         try:
-            recognizer = FaceRecognizer(self.config)
+            recognizer = FaceRecognizer(self.config, node_id=self.node_id)
         except Exception as exc:  # missing or broken model, unreadable gallery folder
             self.model_error = str(exc)
             self.get_logger().error(f"cannot configure: {exc}")
@@ -132,6 +138,11 @@ class FaceRecognitionNode(LifecycleNode):
             self._gallery_timer = self.create_timer(
                 self.settings["gallery_poll_period"], self._reload_gallery,
                 callback_group=self._timer_group)
+        self._follow_gallery_cap(recognizer.gallery.cap.value)
+        options = self.config.gallery
+        if options.sync:
+            self.gallery_sync = GallerySync(self, recognizer, self.node_id, options.sync_group,
+                                            options.sync_period, self._follow_gallery_cap)
         self.state_label = "inactive"
         self.get_logger().info(
             f"configured: gallery {recognizer.gallery_path or '(memory)'} with "
@@ -196,6 +207,9 @@ class FaceRecognitionNode(LifecycleNode):
             image_input.destroy()
 
     def _release(self) -> None:
+        if self.gallery_sync is not None:
+            self.gallery_sync.close()
+            self.gallery_sync = None
         timer = getattr(self, "_gallery_timer", None)
         if timer is not None:
             self.destroy_timer(timer)
@@ -288,6 +302,15 @@ class FaceRecognitionNode(LifecycleNode):
                 "gallery in memory"
             )
 
+    def _follow_gallery_cap(self, value: int) -> None:
+        """The gallery's sample cap (set in the file, or by another node of the sync group)
+        differs from the parameter: the parameter follows, so ``ros2 param get`` tells."""
+        if value and value != self.config.gallery.max_samples_per_person:
+            self.get_logger().info(
+                f"{CAP_PARAM} is {value} in the gallery (parameter: "
+                f"{self.config.gallery.max_samples_per_person}); following the gallery")
+            self.set_parameters([Parameter(CAP_PARAM, value=value)])
+
     # --- parameters ---------------------------------------------------------------------
     def _check_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """Reject a change (with the reason) before it is set; read-only and ranges rclpy
@@ -300,14 +323,9 @@ class FaceRecognitionNode(LifecycleNode):
         if self.recognizer is not None and not isinstance(self.recognizer.detector, FaceDetector):
             fixed = [n for n in _DETECTOR_LIVE if n in changes]
             if fixed:
-                return SetParametersResult(
-                    successful=False,
-                    reason=(
-                        f"{fixed[0]} is fixed when the {self.config.detector.backend} detector "
-                        "backend starts; "
-                        "set it in the params file and restart the node"
-                    ),
-                )
+                return SetParametersResult(successful=False, reason=(
+                    f"{fixed[0]} is fixed when the {self.config.detector.backend} detector "
+                    "backend starts; set it in the params file and restart the node"))
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self, params: list[Parameter]) -> None:
@@ -321,6 +339,11 @@ class FaceRecognitionNode(LifecycleNode):
                 self.settings[p.name] = p.value
             else:  # the recognizer, its gallery and the streams read the config as it is now
                 set_option(self.config, p.name, p.value)
+            if p.name == CAP_PARAM and self.recognizer is not None:
+                try:  # a setting of the gallery (and of the sync group): saved like a change
+                    self.recognizer.set_sample_cap(p.value)
+                except (GalleryError, OSError) as exc:
+                    self.get_logger().error(f"{CAP_PARAM} = {p.value} not saved: {exc}")
         self.get_logger().info(
             "parameters changed: " + ", ".join(f"{p.name}={p.value!r}" for p in params)
         )
