@@ -81,10 +81,12 @@ def random_domain() -> int:
 class NodeProcess:
     """face_recognition_node in its own process (own session, so a kill reaches only it)."""
 
-    def __init__(self, workdir: Path, gallery: Path, domain_id: int, **params: Any) -> None:
+    def __init__(self, workdir: Path, gallery: Path, domain_id: int, *,
+                 ros_args: tuple[str, ...] = (), **params: Any) -> None:
+        """``ros_args``: more --ros-args arguments (a namespace, remappings)."""
         self.workdir = workdir
         params = {"gallery.path": str(gallery), "diagnostics_period": 1.0, **params}
-        command = [sys.executable, "-m", "face_recog_ros.ros.node", "--ros-args"]
+        command = [sys.executable, "-m", "face_recog_ros.ros.node", "--ros-args", *ros_args]
         for name, value in params.items():
             command += ["-p", f"{name}:={value}"]
         self.log_path = workdir / f"node-{time.monotonic_ns()}.log"

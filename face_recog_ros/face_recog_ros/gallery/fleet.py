@@ -89,9 +89,8 @@ class Peer:
 class Request:
     peer: str
     request_id: int
-    sent: float
+    progress: float  # when it was sent, or its last chunk arrived
     chunks_seen: set[int] = field(default_factory=set)
-    chunks: int | None = None
 
 
 class FleetSync:
@@ -99,15 +98,16 @@ class FleetSync:
 
     ``period`` is the digest period in seconds; a difference that outlasts ``settle`` periods
     (changes still in flight take less) is repaired, as is any difference that outlasts
-    ``patience`` periods even while the digests keep changing.
+    ``patience`` periods even while the digests keep changing. A request whose answer makes no
+    progress for ``timeout`` seconds (at least three periods) is given up and asked again.
     """
 
     def __init__(self, node_id: str, embedding_space: str, dim: int, period: float, *,
-                 settle: float = 1.5, patience: float = 10.0, timeout: float = 10.0) -> None:
+                 settle: float = 1.5, patience: float = 10.0, timeout: float = 2.0) -> None:
         self.node_id, self.embedding_space, self.dim = node_id, embedding_space, dim
         self.period = period
         self._settle, self._patience = settle * period, patience * period
-        self._timeout = max(timeout, 5 * period)
+        self._timeout = max(timeout, 3 * period)
         self.peers: dict[str, Peer] = {}
         self.refused: dict[str, str] = {}  # peer -> why (reported once)
         self.request: Request | None = None
@@ -138,9 +138,9 @@ class FleetSync:
     def due(self, own_digest: str, now: float) -> str | None:
         """The peer to ask for what we lack now, if any (one request at a time)."""
         if self.request is not None:
-            if now - self.request.sent < self._timeout:
+            if now - self.request.progress < self._timeout:
                 return None
-            self.request = None  # lost: ask again
+            self.request = None  # lost (or the peer went away): ask again
         candidates = []
         for name, peer in self.peers.items():
             if now - peer.heard > 3 * self.period or peer.digest == own_digest:
@@ -167,7 +167,7 @@ class FleetSync:
         if request is None or request.peer != sender or request.request_id != request_id:
             return False
         request.chunks_seen.add(chunk)
-        request.chunks = chunks
+        request.progress = now
         if len(request.chunks_seen) < chunks:
             return False
         self.request = None

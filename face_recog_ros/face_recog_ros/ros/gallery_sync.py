@@ -7,8 +7,9 @@ apart), all reliable:
                                                  (re)starts gets recent changes at once
   /face_recog_ros/gallery_sync/<group>/answers   GalleryUpdate: answers to requests (chunks)
   /face_recog_ros/gallery_sync/<group>/digests   GalleryDigest: every gallery.sync_period and
-                                                 after each change
-  /face_recog_ros/gallery_sync/<group>/requests  GallerySyncRequest: what a node lacks
+                                                 after each change (the last one transient local)
+  /face_recog_ros/gallery_sync/<group>/requests  GallerySyncRequest: what a node lacks (the last
+                                                 one transient local)
 The protocol is gallery/fleet.py; every message merges by the gallery's CRDT rule, so none has
 to arrive in order, once, or at all. What arrives is merged into the gallery and saved to the
 node's own file (the durable copy) before it counts; a node's own service calls are
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -47,8 +49,12 @@ UPDATES_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE,
 # Deep enough for every chunk of a large answer to be queued while readers catch up.
 ANSWERS_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE,
                          history=HistoryPolicy.KEEP_LAST, depth=1000)
-CONTROL_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE,
-                         history=HistoryPolicy.KEEP_LAST, depth=50)
+# The last digest and the last request wait in their writer for readers that match late: a
+# (re)started node learns its peers' digests as soon as it discovers them, not a period later,
+# and a request sent before the peer's reader had matched still arrives.
+LATEST_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                        history=HistoryPolicy.KEEP_LAST, depth=1)
 
 
 def topic_prefix(group: str) -> str:
@@ -70,11 +76,11 @@ class GallerySync:
         self._log = node.get_logger()
         prefix = topic_prefix(group)
         self._updates_topic = f"{prefix}/updates"
-        self._updates_pub = node.create_publisher(GalleryUpdate, self._updates_topic, UPDATES_QOS)
+        self._updates_pub = self._updates_publisher()
         self._answers_pub = node.create_publisher(GalleryUpdate, f"{prefix}/answers", ANSWERS_QOS)
-        self._digests_pub = node.create_publisher(GalleryDigest, f"{prefix}/digests", CONTROL_QOS)
+        self._digests_pub = node.create_publisher(GalleryDigest, f"{prefix}/digests", LATEST_QOS)
         self._requests_pub = node.create_publisher(GallerySyncRequest, f"{prefix}/requests",
-                                                   CONTROL_QOS)
+                                                   LATEST_QOS)
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._wake, self._stop = threading.Event(), threading.Event()
         group_cb = MutuallyExclusiveCallbackGroup()
@@ -83,8 +89,8 @@ class GallerySync:
                                      callback_group=group_cb)
             for kind, topic, qos in ((GalleryUpdate, "updates", UPDATES_QOS),
                                      (GalleryUpdate, "answers", ANSWERS_QOS),
-                                     (GalleryDigest, "digests", CONTROL_QOS),
-                                     (GallerySyncRequest, "requests", CONTROL_QOS))]
+                                     (GalleryDigest, "digests", LATEST_QOS),
+                                     (GallerySyncRequest, "requests", LATEST_QOS))]
         self._told = 0  # the gallery's change sequence already published
         self._forgets = gallery.forgets
         self._bad_senders: set[str] = set()
@@ -163,9 +169,10 @@ class GallerySync:
                 state = self._decode(msg)
                 if state is not None:
                     updates.append(state)
-                if kind == "answers":
-                    self._fleet.answered(msg.sender, msg.request_id, msg.chunk, msg.chunks,
-                                         time.monotonic())
+                if kind == "answers" and self._fleet.answered(
+                        msg.sender, msg.request_id, msg.chunk, msg.chunks, time.monotonic()):
+                    self._log.info(f"gallery sync: {msg.sender} answered request "
+                                   f"{msg.request_id} ({msg.chunks} chunk(s))")
         return bool(updates) and self._absorb(updates)
 
     def _decode(self, msg: GalleryUpdate) -> GalleryState | None:
@@ -218,8 +225,14 @@ class GallerySync:
         published on the new one, whose history late joiners then get."""
         self._forgets = self._recognizer.gallery.forgets
         self._node.destroy_publisher(self._updates_pub)
-        self._updates_pub = self._node.create_publisher(GalleryUpdate, self._updates_topic,
-                                                        UPDATES_QOS)
+        self._updates_pub = self._updates_publisher()
+
+    def _updates_publisher(self) -> Any:
+        """Without QoS event handlers: those are waitables of the executor, and this publisher
+        is replaced from the worker thread while the executor spins."""
+        return self._node.create_publisher(
+            GalleryUpdate, self._updates_topic, UPDATES_QOS,
+            event_callbacks=PublisherEventCallbacks(use_default_callbacks=False))
 
     def _publish_digest(self) -> None:
         gallery = self._recognizer.gallery
@@ -250,6 +263,8 @@ class GallerySync:
             return
         state = gallery.state()
         request_id = self._fleet.ask(peer, now)
+        self._log.info(f"gallery sync: asking {peer} for what this node lacks "
+                       f"(request {request_id})")
         self._requests_pub.publish(request_message(
             state, ops_digest(state.ops), self.node_id, peer, request_id, self._space,
             self._dim))
