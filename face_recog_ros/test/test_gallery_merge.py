@@ -243,7 +243,7 @@ def test_forget_leaves_no_copy_in_the_folder(tmp_path: Path) -> None:
     store.commit(gallery, lambda: gallery.remove("Bob"))
     assert not temp.exists() and not unreadable.exists()
     assert load_gallery(readable, "other-model", DIM).names() == ["Eve"]
-    assert any("deleted" in line for line in store.scrubbed)
+    assert any("deleted" in line for line in store.take_scrubbed())
     # A forget that arrives from another robot scrubs the same way.
     peer = replicas(1)[0]
     peer.join(gallery.state())

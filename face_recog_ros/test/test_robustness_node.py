@@ -33,7 +33,7 @@ SPACE, DIM = soak_node.SPACE, soak_node.DIM
 
 @pytest.fixture(scope="module")
 def domain() -> int:
-    return soak_node.random_domain()
+    return soak_node.run_domain()
 
 
 @pytest.fixture(scope="module")

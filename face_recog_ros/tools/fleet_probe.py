@@ -12,6 +12,7 @@ import os
 import shutil
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,11 +59,17 @@ def file_digest(path: Path) -> tuple[str, dict[str, int]]:
 
 @dataclass
 class Seen:
-    """What one robot named in its frames: first time each name appeared, and the last frame."""
+    """What one robot named in its frames: first time each name appeared, and recent frames."""
 
     first: dict[str, float] = field(default_factory=dict)
-    last_labels: frozenset[str] = frozenset()
-    last_time: float = 0.0
+    frames: deque[tuple[float, frozenset[str]]] = field(
+        default_factory=lambda: deque(maxlen=3000))
+
+    def gone(self, name: str, after: float) -> float | None:
+        """The first frame after ``after`` from which on no frame names ``name``."""
+        later = [(t, labels) for t, labels in list(self.frames) if t > after]
+        last = max((i for i, (_, labels) in enumerate(later) if name in labels), default=-1)
+        return later[last + 1][0] if last + 1 < len(later) else None
 
 
 class Probe:
@@ -75,6 +82,7 @@ class Probe:
         self.lock = threading.Lock()
         self.seen: dict[int, Seen] = {}
         self.digests: dict[str, tuple[str, float]] = {}  # sender -> (digest, time)
+        self.history: dict[str, list[tuple[float, str]]] = {}  # sender -> every (time, digest)
         self.clients: dict[tuple[int, type], Any] = {}
         self.camera = self.node.create_publisher(Image, CAMERA, CAMERA_QOS)
         self.node.create_subscription(GalleryDigest, f"{topic_prefix(group)}/digests",
@@ -103,12 +111,26 @@ class Probe:
                 seen = self.seen[i]
                 for label in labels:
                     seen.first.setdefault(label, now)
-                seen.last_labels, seen.last_time = labels, now
+                seen.frames.append((now, labels))
         return record
 
     def _digest(self, msg: GalleryDigest) -> None:
+        now = time.monotonic()
         with self.lock:
-            self.digests[msg.sender] = (msg.digest, time.monotonic())
+            self.digests[msg.sender] = (msg.digest, now)
+            self.history.setdefault(msg.sender, []).append((now, msg.digest))
+
+    def first_published(self, sender: str, digest: str, after: float) -> float | None:
+        """When ``sender`` first published ``digest`` after ``after`` (its callback's time)."""
+        with self.lock:
+            return next((t for t, d in self.history.get(sender, []) if t > after and d == digest),
+                        None)
+
+    def published_after(self, sender: str, after: float, other_than: str | None) -> str | None:
+        """The first digest ``sender`` published after ``after`` that is not ``other_than``."""
+        with self.lock:
+            return next((d for t, d in self.history.get(sender, [])
+                         if t > after and d != other_than), None)
 
     def call(self, robot: int, request: Any, timeout: float = 30.0) -> tuple[Any, float]:
         """(response, the monotonic time it arrived)."""
@@ -182,13 +204,15 @@ class Fleet:
     def node_id(self, i: int) -> str:
         return f"{os.uname().nodename}:/robot{i}/face_recognition_node"
 
-    def start(self, i: int, *, fresh: bool = False) -> NodeProcess:
+    def start(self, i: int, *, fresh: bool = False, group: str | None = None) -> NodeProcess:
+        """Start robot i (its gallery a copy of the seed file unless ``fresh`` or it has one
+        already), in the fleet's sync group or in ``group``."""
         path = self.gallery(i)
         if not path.parent.exists():
             path.parent.mkdir(parents=True)
             if self.seed_file is not None and not fresh:
                 shutil.copy(self.seed_file, path)
-        params = {"gallery.sync": "true", "gallery.sync_group": self.group,
+        params = {"gallery.sync": "true", "gallery.sync_group": group or self.group,
                   "gallery.sync_period": self.period, "publish_annotated": "false",
                   "publish_detections": "false", "tracking.enabled": "false",
                   "gallery_poll_period": 5.0, "detector.num_threads": 1,

@@ -74,8 +74,10 @@ def ros_env(domain_id: int) -> dict[str, str]:
     )
 
 
-def random_domain() -> int:
-    return random.SystemRandom().randint(1, 101)  # valid with the default port mapping everywhere
+def run_domain() -> int:
+    """The ROS domain of a test or tool run: ROS_DOMAIN_ID when set (each worktree and machine
+    user keeps its own), else a random one (1-101: valid with the default port mapping)."""
+    return int(os.environ.get("ROS_DOMAIN_ID") or random.SystemRandom().randint(1, 101))
 
 
 class NodeProcess:
@@ -438,7 +440,7 @@ def soak(
     progress: Callable[[str], None] = lambda _: None,
 ) -> SoakReport:
     """Run the soak and return its figures; the node is always stopped."""
-    domain = random_domain()
+    domain = run_domain()
     gallery = workdir / "gallery" / "gallery.npz"
     node = NodeProcess(workdir, gallery, domain, publish_annotated="false")
     client: Client | None = None

@@ -7,10 +7,11 @@
 N face_recognition_node processes run on this machine, each in its own namespace with its own
 gallery file (copies of one file of --people people), in one private ROS domain and one sync
 group (tools/fleet_probe.py). Then, in order:
-1. convergence: enrol a new name (a photo) on one node, and time until every node names that
-   person in a camera frame (with --no-frames: until every node's gallery digest agrees);
-   then forget it on another node and time until no node names it (and no ~/list_faces lists
-   it). --trials times, rotating the nodes.
+1. convergence: enrol a new name (a photo) on one node, and time from the request until every
+   node names that person in a camera frame, and until every node's gallery digest agrees
+   (--no-frames: digests only); then forget it on another node and time until no node names it
+   (and no ~/list_faces lists it). --trials times, rotating the nodes. Times start at the
+   request: peers may name the person before the acknowledgement reaches the caller.
 2. catch-up: SIGKILL the last node, enrol, forget and rename on the others, restart it, and time
    from its start (and from its first answer) until its digest equals the others'.
 3. concurrency: every node enrols the same name and a name of its own at the same moment,
@@ -32,18 +33,25 @@ from face_recog_ros.environment import limit_native_threads  # noqa: E402
 limit_native_threads()
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import os  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 
 import numpy as np  # noqa: E402
 from fleet_probe import Fleet, Probe, file_digest, populated  # noqa: E402
-from soak_node import enroll_request, random_domain  # noqa: E402
+from soak_node import enroll_request, run_domain  # noqa: E402
 
 from face_recog_interfaces.srv import Forget, ListFaces, Rename  # noqa: E402
 
 TIMEOUT = 30.0
+# The launch files give every process this profile; without it (Fast DDS's defaults) camera
+# frames overflow the transports and a lost sample waits for the writer's next heartbeat.
+LARGE_FRAMES = Path(__file__).resolve().parents[1] / "config" / "fastdds_large_frames.xml"
+PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
 
 
 @dataclass
@@ -51,6 +59,7 @@ class Report:
     nodes: int
     people: int
     startup_s: float = float("nan")
+    enrol_ack_s: list[float] = field(default_factory=list)  # ~/enroll answered (saved there)
     converge_s: list[float] = field(default_factory=list)  # per trial, the slowest node
     digest_s: list[float] = field(default_factory=list)  # until every digest agreed
     forget_s: list[float] = field(default_factory=list)
@@ -77,6 +86,7 @@ class Report:
                     f"{np.percentile(a, 95):.0f} ms, max {a.max():.0f} ms")
         rows = [("fleet", f"{self.nodes} nodes, {self.people} people at the start; all up in "
                           f"{self.startup_s:.1f} s"),
+                ("enrol acknowledged", stats(self.enrol_ack_s)),
                 ("enrol -> named everywhere", stats(self.converge_s)),
                 ("enrol -> digests agree", stats(self.digest_s)),
                 ("forget -> gone everywhere", stats(self.forget_s)),
@@ -128,11 +138,13 @@ def wait_until(check, timeout: float = TIMEOUT, step: float = 0.005) -> float | 
 
 
 class Run:
-    def __init__(self, workdir: Path, nodes: int, people: int, frames: bool, period: float):
+    def __init__(self, workdir: Path, nodes: int, people: int, frames: bool, period: float,
+                 progress=lambda _: None):
         self.report = Report(nodes, people)
+        self.progress = progress
         seed = workdir / "seed.npz"
         populated(seed, people)
-        domain, group = random_domain(), f"fleet_{int(time.time() * 1000) % 10**9}"
+        domain, group = run_domain(), f"fleet_{int(time.time() * 1000) % 10**9}"
         self.fleet = Fleet(workdir, domain, group, seed_file=seed, period=period)
         self.probe = Probe(domain, group, nodes + 1)
         self.robots = list(range(nodes))
@@ -145,10 +157,31 @@ class Run:
     def all_hold(self, digest: str) -> bool:
         return self.probe.fleet_digest(self.ids()) == digest
 
+    def new_digest(self, robot: int, before: str | None, after: float) -> str | None:
+        """The digest ``robot`` publishes after a change made at ``after`` (None: timed out)."""
+        sender, found = self.fleet.node_id(robot), []
+        wait_until(lambda: found.append(self.probe.published_after(sender, after, before))
+                   or found[-1] is not None)
+        return found[-1] if found else None
+
+    def agreed(self, digest: str, after: float) -> float | None:
+        """When the last robot first published ``digest`` after ``after`` (the probe's
+        callbacks' times, so polling adds nothing); None when one did not in time."""
+        times: list[float | None] = []
+
+        def check() -> bool:
+            times[:] = [self.probe.first_published(s, digest, after) for s in self.ids()]
+            return all(t is not None for t in times)
+        return max(times) if wait_until(check) is not None else None  # type: ignore[type-var]
+
     def ok(self, response, what: str) -> bool:
         if not response.success:
-            self.report.failures.append(f"{what}: {response.message}")
+            self.fail(f"{what}: {response.message}")
         return response.success
+
+    def fail(self, what: str) -> None:
+        self.report.failures.append(what)
+        self.progress(f"FAILED: {what}")
 
     def start(self) -> None:
         t0 = time.monotonic()
@@ -158,7 +191,7 @@ class Run:
             self.fleet.wait_ready(self.probe, i)
         self.report.startup_s = time.monotonic() - t0
         if wait_until(lambda: self.probe.fleet_digest(self.ids()) is not None) is None:
-            self.report.failures.append("the fleet's digests disagree at the start")
+            self.fail("the fleet's digests disagree at the start")
 
     def convergence(self, trials: int) -> None:
         if self.frames:
@@ -170,53 +203,53 @@ class Run:
             self.probe.stop_camera()
 
     def _trial(self, k: int) -> None:
+        """Times run from the request: a peer may name the person before the acknowledgement
+        (saved on the origin node) has reached this probe."""
         name, n = f"visitor_{k}", len(self.robots)
         origin = self.robots[k % n]
+        before = self.probe.digests.get(self.fleet.node_id(origin), ("",))[0]
+        sent = time.monotonic()
         response, acked = self.probe.call(origin, enroll_request(name, "astronaut"))
         if not self.ok(response, f"enrol {name}"):
             return
+        self.report.enrol_ack_s.append(acked - sent)
         self.ledger.enrolled(name)
-        digest = self.probe.digest_of(origin)
-        named = agreed = None
-        deadline = acked + TIMEOUT
-        while (named is None or agreed is None) and time.monotonic() < deadline:
-            now = time.monotonic()
-            if named is None and (not self.frames or all(
-                    self.probe.seen[i].first.get(name, 0) > acked for i in self.robots)):
-                named = now
-            if agreed is None and self.all_hold(digest):
-                agreed = now
-            time.sleep(0.002)
+        digest = self.new_digest(origin, before, sent)
+        agreed = self.agreed(digest, sent) if digest else None
+        named = None if self.frames else agreed
+        if self.frames and wait_until(lambda: all(name in self.probe.seen[i].first
+                                                  for i in self.robots)):
+            named = max(self.probe.seen[i].first[name] for i in self.robots)
         if named is None or agreed is None:
             missing = [i for i in self.robots if name not in self.probe.seen[i].first]
-            self.report.failures.append(
-                f"{name} not everywhere {TIMEOUT:g} s after enrolment (not named in frames by "
-                f"{missing}; digests {'agree' if agreed else 'differ'})")
+            self.fail(f"{name} not everywhere {TIMEOUT:g} s after enrolment (not named in "
+                      f"frames by {missing}; digests {'agree' if agreed else 'differ'})")
             return
         if self.frames:
-            self.report.converge_s.append(named - acked)
-        self.report.digest_s.append(agreed - acked)
+            self.report.converge_s.append(named - sent)
+        self.report.digest_s.append(agreed - sent)
         origin = self.robots[(k + 1) % n]
+        before = self.probe.digests.get(self.fleet.node_id(origin), ("",))[0]
+        sent = time.monotonic()
         response, acked = self.probe.call(origin, Forget.Request(name=name))
         if not self.ok(response, f"forget {name}"):
             return
         self.ledger.forgot(name)
-        digest = self.probe.digest_of(origin)
-
-        def gone() -> bool:
-            if self.frames and not all(self.probe.seen[i].last_time > acked and name not in
-                                       self.probe.seen[i].last_labels for i in self.robots):
-                return False
-            return self.all_hold(digest)
-        done = wait_until(gone)
+        digest = self.new_digest(origin, before, sent)
+        done = self.agreed(digest, sent) if digest else None
+        if self.frames and done is not None:
+            if wait_until(lambda: all(self.probe.seen[i].gone(name, sent) for i in self.robots)):
+                done = max(done, *(self.probe.seen[i].gone(name, sent) for i in self.robots))
+            else:
+                done = None
         if done is None:
-            self.report.failures.append(f"{name} still somewhere {TIMEOUT:g} s after the forget")
+            self.fail(f"{name} still somewhere {TIMEOUT:g} s after the forget")
             return
-        self.report.forget_s.append(done - acked)
+        self.report.forget_s.append(done - sent)
         for i in self.robots:
             listed, _ = self.probe.call(i, ListFaces.Request())
             if name in listed.names:
-                self.report.failures.append(f"robot{i} still lists {name}")
+                self.fail(f"robot{i} still lists {name}")
 
     def catch_up(self) -> None:
         victim, others = self.robots[-1], self.robots[:-1]
@@ -237,12 +270,12 @@ class Run:
                    f"rename {old}"):
             self.ledger.renamed(old, new)
         if wait_until(lambda: len({self.probe.digest_of(i) for i in others}) == 1) is None:
-            self.report.failures.append("the nodes left running disagree")
+            self.fail("the nodes left running disagree")
         target = self.probe.digest_of(others[0])
         self.fleet.start(victim)
         done = wait_until(lambda: self.all_hold(target), timeout=120)
         if done is None:
-            self.report.failures.append("the restarted node did not catch up")
+            self.fail("the restarted node did not catch up")
             return
         self.report.catch_up_s = done - self.fleet.started[victim]
         self.report.catch_up_sync_s = done - self.fleet.sync_started(victim)
@@ -272,7 +305,7 @@ class Run:
                         and names <= set(answers[0].names))
             agreed = wait_until(same, step=0.01)
             if agreed is None:
-                self.report.failures.append(f"round {k}: the galleries did not agree")
+                self.fail(f"round {k}: the galleries did not agree")
             else:
                 self.report.concurrent_s.append(agreed - max(acks))
 
@@ -283,7 +316,7 @@ class Run:
         self.robots.append(i)
         done = wait_until(lambda: self.all_hold(target), timeout=120)
         if done is None:
-            self.report.failures.append("the node started last did not get everything")
+            self.fail("the node started last did not get everything")
         else:
             self.report.newcomer_s = done - self.fleet.started[i]
             self.report.newcomer_sync_s = done - self.fleet.sync_started(i)
@@ -291,7 +324,9 @@ class Run:
     def finish(self) -> None:
         time.sleep(2 * self.fleet.period)  # a last digest round
         codes = self.fleet.stop_all()
-        self.report.failures += [f"robot{i} exited with {c}" for i, c in codes.items() if c]
+        for i, code in codes.items():
+            if code:
+                self.fail(f"robot{i} exited with {code}")
         files = {i: file_digest(self.fleet.gallery(i)) for i in self.robots}
         self.report.identical_files = len({d for d, _ in files.values()}) == 1
         for i, (_, people) in files.items():
@@ -304,9 +339,31 @@ class Run:
                                  if f"\"{n}\"".encode() in text and n not in self.ledger.expected]
 
 
+@contextlib.contextmanager
+def fastdds_profile(path: Path | None) -> Iterator[None]:
+    """Every process started inside (the nodes, and this one's probe) uses this Fast DDS
+    profile (None: Fast DDS's defaults), as the launch files do."""
+    old = os.environ.pop(PROFILE_VARIABLE, None)
+    if path is not None:
+        os.environ[PROFILE_VARIABLE] = str(path)
+    try:
+        yield
+    finally:
+        os.environ.pop(PROFILE_VARIABLE, None)
+        if old is not None:
+            os.environ[PROFILE_VARIABLE] = old
+
+
 def run(workdir: Path, nodes: int = 3, people: int = 1000, trials: int = 20, rounds: int = 5,
-        frames: bool = True, period: float = 1.0, progress=lambda _: None) -> Report:
-    r = Run(workdir, nodes, people, frames, period)
+        frames: bool = True, period: float = 1.0, progress=lambda _: None,
+        profile: Path | None = LARGE_FRAMES) -> Report:
+    with fastdds_profile(profile):
+        return _run(workdir, nodes, people, trials, rounds, frames, period, progress)
+
+
+def _run(workdir: Path, nodes: int, people: int, trials: int, rounds: int, frames: bool,
+         period: float, progress) -> Report:
+    r = Run(workdir, nodes, people, frames, period, progress)
     try:
         r.start()
         progress(f"{nodes} nodes up in {r.report.startup_s:.1f} s")
@@ -334,10 +391,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--period", type=float, default=1.0, help="gallery.sync_period")
     parser.add_argument("--no-frames", dest="frames", action="store_false",
                         help="time convergence by digests only (no camera, no recognition)")
+    parser.add_argument("--profile", default=str(LARGE_FRAMES),
+                        help="Fast DDS profile for every process ('none': Fast DDS defaults)")
     args = parser.parse_args(argv)
+    profile = None if args.profile == "none" else Path(args.profile).resolve()
+    print(f"Fast DDS profile: {profile or 'none (defaults)'}", flush=True)
     with tempfile.TemporaryDirectory(prefix="sync_fleet_") as tmp:
         report = run(Path(tmp), args.nodes, args.people, args.trials, args.rounds, args.frames,
-                     args.period, progress=lambda text: print(text, flush=True))
+                     args.period, progress=lambda text: print(text, flush=True),
+                     profile=profile)
     print(report.table())
     print("PASS" if report.ok else "FAIL")
     return 0 if report.ok else 1

@@ -78,11 +78,12 @@ class Peer:
     digest: str = ""
     people: int = 0
     samples: int = 0
-    heard: float = 0.0  # monotonic time of its last digest
+    first_heard: float = 0.0  # monotonic time of its first digest
+    heard: float = 0.0  # ... and of its last
     differ_since: float | None = None  # when its digest and ours started to differ
     pair: tuple[str, str] = ("", "")  # (ours, theirs), as they are now ...
     pair_since: float = 0.0  # ... since then
-    synced_once: bool = False  # a request to it has been answered in full
+    synced_once: bool = False  # a request to it has been answered in full (ask others first)
 
 
 @dataclass
@@ -127,7 +128,9 @@ class FleetSync:
         return why
 
     def heard(self, sender: str, digest: str, people: int, samples: int, now: float) -> None:
-        peer = self.peers.setdefault(sender, Peer())
+        peer = self.peers.get(sender)
+        if peer is None:
+            peer = self.peers[sender] = Peer(first_heard=now)
         peer.digest, peer.people, peer.samples, peer.heard = digest, people, samples, now
 
     def in_sync(self, own_digest: str, now: float) -> dict[str, bool]:
@@ -150,7 +153,8 @@ class FleetSync:
                 peer.differ_since = now
             if peer.pair != (own_digest, peer.digest):
                 peer.pair, peer.pair_since = (own_digest, peer.digest), now
-            if (not peer.synced_once or now - peer.pair_since >= self._settle
+            new = now - peer.first_heard < self._settle  # just met: ask at once
+            if (new or now - peer.pair_since >= self._settle
                     or now - peer.differ_since >= self._patience):
                 candidates.append((peer.synced_once, -peer.samples, name))
         return min(candidates)[2] if candidates else None

@@ -62,7 +62,7 @@ class GalleryStore:
         self._synced: _Synced | None = None  # None: never read or written by this store
         self._bad_sig: FileSig | None = None  # an unusable file already reported by reload()
         self._scrubbed_forgets = 0  # forgets whose leftovers were scrubbed
-        self.scrubbed: list[str] = []  # what the last scrub deleted or rewrote (for logs)
+        self._scrubbed: list[str] = []  # what scrubs deleted or rewrote, until taken
 
     # ------------------------------------------------------------------ opening
     def load(self, embedding_space: str, dim: int, *,
@@ -191,7 +191,13 @@ class GalleryStore:
                     os.unlink(bad)
                     done.append(f"deleted {bad} (unreadable; it may hold someone forgotten)")
         self._scrubbed_forgets = gallery.forgets
-        self.scrubbed = done
+        self._scrubbed += done
+
+    def take_scrubbed(self) -> list[str]:
+        """What forgets deleted or rewrote in this folder since the last call (to log)."""
+        with self._lock:
+            done, self._scrubbed = self._scrubbed, []
+            return done
 
     # ------------------------------------------------------------------ reading others' changes
     def reload(self, gallery: Gallery) -> bool:

@@ -39,6 +39,7 @@ from ..gallery.columns import BadColumns
 from ..gallery.errors import GalleryError
 from ..gallery.fleet import FleetSync, missing_from, ops_digest, split
 from ..gallery.model import Gallery
+from ..gallery.options import GalleryOptions
 from ..gallery.replica import GalleryState
 from .gallery_messages import request_digests, request_message, update_message, update_state
 
@@ -46,6 +47,7 @@ UPDATES_DEPTH = 32
 UPDATES_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL,
                          history=HistoryPolicy.KEEP_LAST, depth=UPDATES_DEPTH)
+RETIRE_WITHIN = 5.0  # seconds a writer holding a forgotten person may live on (see _retire)
 # Deep enough for every chunk of a large answer to be queued while readers catch up.
 ANSWERS_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE,
                          history=HistoryPolicy.KEEP_LAST, depth=1000)
@@ -59,6 +61,20 @@ LATEST_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE,
 
 def topic_prefix(group: str) -> str:
     return f"/face_recog_ros/gallery_sync/{group}"
+
+
+def share_gallery(node: Node, recognizer: FaceRecognizer, node_id: str,
+                  options: GalleryOptions, on_cap: Callable[[int], None]) -> GallerySync | None:
+    """Log what forgets delete from the gallery's folder; with gallery.sync, start the sync
+    (None without)."""
+    if recognizer.store is not None:
+        store, log = recognizer.store, node.get_logger()
+        recognizer.listeners.append(lambda: [log.info(f"forget: {line}")
+                                             for line in store.take_scrubbed()])
+    if not options.sync:
+        return None
+    return GallerySync(node, recognizer, node_id, options.sync_group, options.sync_period,
+                       on_cap)
 
 
 class GallerySync:
@@ -76,7 +92,9 @@ class GallerySync:
         self._log = node.get_logger()
         prefix = topic_prefix(group)
         self._updates_topic = f"{prefix}/updates"
-        self._updates_pub = self._updates_publisher()
+        # A spare writer, discovered by the peers in advance, replaces the current one after a
+        # forget (see _forget_history and _retire).
+        self._updates_pub, self._spare_pub = self._updates_publisher(), self._updates_publisher()
         self._answers_pub = node.create_publisher(GalleryUpdate, f"{prefix}/answers", ANSWERS_QOS)
         self._digests_pub = node.create_publisher(GalleryDigest, f"{prefix}/digests", LATEST_QOS)
         self._requests_pub = node.create_publisher(GallerySyncRequest, f"{prefix}/requests",
@@ -93,6 +111,7 @@ class GallerySync:
                                      (GallerySyncRequest, "requests", LATEST_QOS))]
         self._told = 0  # the gallery's change sequence already published
         self._forgets = gallery.forgets
+        self._retiring: float | None = None  # the writer must go by then (after a forget)
         self._bad_senders: set[str] = set()
         self.stats = {"updates_in": 0, "updates_out": 0, "answers_out": 0, "requests_out": 0}
         recognizer.listeners.append(self._wake.set)
@@ -112,7 +131,7 @@ class GallerySync:
             self._recognizer.listeners.remove(self._wake.set)
         for sub in self._subscriptions:
             self._node.destroy_subscription(sub)
-        for pub in (self._updates_pub, self._answers_pub, self._digests_pub,
+        for pub in (self._updates_pub, self._spare_pub, self._answers_pub, self._digests_pub,
                     self._requests_pub):
             self._node.destroy_publisher(pub)
 
@@ -127,7 +146,8 @@ class GallerySync:
     def _run(self) -> None:
         next_digest = 0.0
         while not self._stop.is_set():
-            self._wake.wait(timeout=max(0.0, next_digest - time.monotonic()))
+            wait = next_digest - time.monotonic()
+            self._wake.wait(timeout=max(0.0, wait if self._retiring is None else min(wait, 0.05)))
             self._wake.clear()
             if self._stop.is_set():
                 break
@@ -135,6 +155,7 @@ class GallerySync:
                 if self._take_in() | self._publish_news():
                     next_digest = 0.0  # tell the group at once
                 now = time.monotonic()
+                self._retire(now)
                 if now >= next_digest:
                     self._publish_digest()
                     next_digest = now + self._fleet.period
@@ -220,12 +241,24 @@ class GallerySync:
         return True
 
     def _forget_history(self) -> None:
-        """A forget: drop this node's transient-local history (its updates may hold the
-        forgotten person's embeddings) by replacing the publisher; the forget itself is
-        published on the new one, whose history late joiners then get."""
+        """A forget: this node's transient-local history may hold the forgotten person's
+        embeddings, which a late joiner would still receive, so its writer is retired (see
+        _retire). Until then it still carries the changes, the forget first: the peers have
+        matched it, while matching a new writer takes DDS discovery (0.1-2.6 s measured here)."""
         self._forgets = self._recognizer.gallery.forgets
+        self._retiring = time.monotonic() + RETIRE_WITHIN
+
+    def _retire(self, now: float) -> None:
+        """Destroy the writer whose history a forget made stale once every peer has matched the
+        spare (or after RETIRE_WITHIN, for peers that went away), so no change is published
+        into the void; the spare takes over and a new spare starts its discovery."""
+        if self._retiring is None or (
+                now < self._retiring and self._spare_pub.get_subscription_count()
+                < self._updates_pub.get_subscription_count()):
+            return
         self._node.destroy_publisher(self._updates_pub)
-        self._updates_pub = self._updates_publisher()
+        self._updates_pub, self._spare_pub = self._spare_pub, self._updates_publisher()
+        self._retiring = None
 
     def _updates_publisher(self) -> Any:
         """Without QoS event handlers: those are waitables of the executor, and this publisher

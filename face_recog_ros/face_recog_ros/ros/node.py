@@ -19,7 +19,8 @@ use_compressed), or each of `image_topics`, with the reliability image_reliabili
 ~/image_annotated (only drawn while subscribed), ~/detections (vision_msgs/Detection2DArray) and,
 with publish_rep155, the REP-155 face topics (rep155.py). With several cameras the outputs are
 ~/<camera>/faces, ... (<camera> = topic with '/' -> '_').
-Services: ~/enroll, ~/forget, ~/rename, ~/list_faces (services.py).
+Services: ~/enroll, ~/forget, ~/rename, ~/list_faces (services.py). With gallery.sync, the
+gallery is shared with the other nodes of gallery.sync_group while configured (gallery_sync.py).
 
 Threading: images arrive on an input node of its own and one worker thread processes the newest
 frame of each camera (image_input.py); services, parameters, transitions and timers run on a
@@ -53,7 +54,7 @@ from ..tracking.stream import StreamRecognizer
 from .diagnostics import NOT_ERRORS, PROCESSING_ERROR, camera_status, status
 from .diagnostic_levels import (CameraWindow, RecognizerState, Thresholds, camera_verdict,
                                 recognizer_verdict)
-from .gallery_sync import GallerySync
+from .gallery_sync import GallerySync, share_gallery
 from .image_input import ImageInput, camera_name
 from .image_qos import AUTO, RELIABLE
 from .parameters import NODE_PARAM_NAMES, declarations, load_defaults, validate_changes
@@ -139,10 +140,8 @@ class FaceRecognitionNode(LifecycleNode):
                 self.settings["gallery_poll_period"], self._reload_gallery,
                 callback_group=self._timer_group)
         self._follow_gallery_cap(recognizer.gallery.cap.value)
-        options = self.config.gallery
-        if options.sync:
-            self.gallery_sync = GallerySync(self, recognizer, self.node_id, options.sync_group,
-                                            options.sync_period, self._follow_gallery_cap)
+        self.gallery_sync = share_gallery(self, recognizer, self.node_id, self.config.gallery,
+                                          self._follow_gallery_cap)
         self.state_label = "inactive"
         self.get_logger().info(
             f"configured: gallery {recognizer.gallery_path or '(memory)'} with "
