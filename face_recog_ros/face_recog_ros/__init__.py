@@ -44,7 +44,12 @@ __all__ = ["Detection", "EnrollError", "EnrollResult", "Face", "FaceRecognizer",
 def __getattr__(name: str) -> Any:
     if name not in _PUBLIC:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_PUBLIC[name], __name__), name)
+    try:
+        module = importlib.import_module(_PUBLIC[name], __name__)
+    except ModuleNotFoundError as missing:  # e.g. a pip install without the [standalone] extra
+        from .dependencies import install_hint
+        raise ModuleNotFoundError(install_hint(missing.name or ""), name=missing.name) from missing
+    value = getattr(module, name)
     globals()[name] = value  # later lookups skip this function
     return value
 

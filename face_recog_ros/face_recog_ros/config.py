@@ -1,10 +1,10 @@
 """The recognizer's configuration: every stage's options composed into one object.
 
-Each stage declares its own options dataclass (detector, embedder, recognition, gallery,
-tracking) with descriptions, ranges and the rules between them; this module only composes them
-and reads the YAML. The library, the CLI and the ROS node all use this one definition: the
-node declares its parameters (with descriptors) from it, and the one YAML file in config/
-serves all three.
+Each stage declares its own options dataclass (detector, embedder, alignment, recognition,
+gallery, tracking) with descriptions, ranges and the rules between them; this module only
+composes them and reads the YAML. The library, the CLI and the ROS node all use this one
+definition: the node declares its parameters (with descriptors) from it, and the one YAML file
+in config/ serves all three.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from .core.aligner import AlignmentOptions
 from .core.detection import DetectorOptions
 from .core.embedding import EmbedderOptions
 from .core.matching import RecognitionOptions
@@ -50,6 +51,7 @@ class RecognizerConfig:
 
     detector: DetectorOptions = field(default_factory=DetectorOptions)
     embedder: EmbedderOptions = field(default_factory=EmbedderOptions)
+    alignment: AlignmentOptions = field(default_factory=AlignmentOptions)
     recognition: RecognitionOptions = field(default_factory=RecognitionOptions)
     gallery: GalleryOptions = field(default_factory=GalleryOptions)
     tracking: TrackingOptions = field(default_factory=TrackingOptions)

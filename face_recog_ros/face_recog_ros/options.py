@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 
 def option(default: Any, description: str, *, low: float | None = None, high: float | None = None,
@@ -58,7 +58,14 @@ def check_value(name: str, value: Any, f: dataclasses.Field) -> Any:
 
 class Options:
     """Base of the stages' options dataclasses: values are checked when the object is made
-    (so ``dataclasses.replace`` checks too) and by :meth:`validate`."""
+    (so ``dataclasses.replace`` checks too) and by :meth:`validate`.
+
+    ``renamed`` maps an option's former name to its new one with a note: options renamed
+    because their unit changed, so that an old config fails with the new name instead of
+    being misread.
+    """
+
+    renamed: ClassVar[dict[str, str]] = {}
 
     def __post_init__(self) -> None:
         self.validate()
@@ -100,5 +107,8 @@ def set_option(config: Any, dotted: str, value: Any) -> None:
             raise ValueError(f"unknown option '{dotted}'")
     fields = {f.name: f for f in option_fields(target)}
     if name not in fields:
-        raise ValueError(f"unknown option '{dotted}'")
+        renamed = getattr(target, "renamed", {}).get(name)
+        prefix = "".join(f"{group}." for group in groups)
+        hint = f": renamed to {prefix}{renamed}" if renamed else ""
+        raise ValueError(f"unknown option '{dotted}'{hint}")
     setattr(target, name, check_value(dotted, value, fields[name]))

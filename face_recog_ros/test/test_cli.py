@@ -68,3 +68,38 @@ def test_bad_inputs_give_clear_errors(tmp_path, photos, capsys):
     assert "nobody" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "nowhere")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_help_shows_percent_signs_once(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["evaluate", "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    assert "TAR@FAR=1%" in text and "%%" not in text and "unlabeled" in text
+
+
+def test_gallery_enrolled_with_keypoint_alignment_still_works(tmp_path, photos, capsys):
+    """Enrolled with the old alignment: loaded, recognised, and the user is told re-enrolling
+    helps."""
+    gallery = ["--gallery", str(tmp_path / "g.npz")]
+    assert main(["enroll-dir", str(photos["root"]), "--alignment", "keypoints", *gallery]) == 0
+    capsys.readouterr()
+    assert main(["identify", photos["pair"], "--json", *gallery]) == 0
+    out = capsys.readouterr()
+    assert sorted(r["label"] for r in json.loads(out.out)) == ["eileen_collins", "grace_hopper"]
+    assert "2 enrolled people were aligned another way" in out.err and "re-enrolling" in out.err
+    photo = str(photos["root"] / "grace_hopper" / "1.png")
+    assert main(["enroll", "grace_hopper", photo, "--overwrite", *gallery]) == 0
+    capsys.readouterr()
+    assert main(["list", *gallery]) == 0
+    err = capsys.readouterr().err
+    assert "1 enrolled person was aligned another way" in err and "(eileen_collins)" in err
+
+
+def test_alignment_fidelity_against_face_recognition(photos, capsys):
+    pytest.importorskip("face_recognition")
+    assert main(["evaluate", str(photos["root"]), "--alignment-fidelity"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("alignment fidelity (landmarks)")
+    faces, mean, p5, low = lines[-1].split()[1:5]
+    assert int(faces) == 2 and float(mean) >= 0.995 and float(p5) >= 0.99

@@ -26,6 +26,8 @@ def test_every_option_has_a_description():
     ("detector.max_faces", 2.5, "integer"),
     ("recognition.each_once", "yes", "true or false"),
     ("detector.nope", 1, "unknown option"),
+    ("recognition.max_yaw", 0.6, "renamed to recognition.max_yaw_deg .degrees"),
+    ("alignment.method", "mesh", "one of landmarks, keypoints"),
     ("nope.x", 1, "unknown option"),
 ])
 def test_bad_values_are_refused_with_the_option_named(name, value, message):

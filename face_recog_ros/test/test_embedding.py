@@ -118,7 +118,8 @@ def test_wrong_output_dim_names_expected_and_actual(tmp_path: Path) -> None:
 
 
 def test_wrong_input_size_names_expected_and_actual(tmp_path: Path) -> None:
-    spec = EmbedderSpec.from_yaml(write_spec(tmp_path, input_size=[112, 112]))
+    spec = EmbedderSpec.from_yaml(write_spec(tmp_path, input_size=[112, 112],
+                                             face_chip={"size": 112, "padding": 0.25}))
     with pytest.raises(
         ModelError, match=r"input shape \[-1, 150, 150, 3\].*expected \[N, 112, 112, 3\]"
     ):

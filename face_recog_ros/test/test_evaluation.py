@@ -34,7 +34,7 @@ def test_tar_at_far_uses_the_impostor_tail():
 
 
 def test_identity_folders_skip_groups_and_underscore_folders(tmp_path):
-    for person in ("alice", "bob", "_extra", "group"):
+    for person in ("alice", "bob", "_extra", "group", "unlabeled", "unlabeled_test_photos"):
         (tmp_path / person).mkdir()
         (tmp_path / person / "1.jpg").write_bytes(b"x")
     (tmp_path / "bob" / "notes.txt").write_text("not an image")

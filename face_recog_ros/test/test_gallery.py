@@ -327,6 +327,9 @@ def _bad_files(
     _write_npz(
         make("future_version", GalleryVersionError), _meta(version=FORMAT_VERSION + 1, dim="new")
     )
+    _write_npz(make("alignment_not_text", GalleryCorrupt),
+               _meta(people=[{"name": "Alice", "samples": 2, "enrolled_at": "x",
+                              "updated_at": "x", "alignment": 3}]), two, np.zeros(2, np.int32))
     return files
 
 
@@ -573,3 +576,29 @@ def test_sigkill_during_save_never_leaves_a_partial_file(tmp_path: Path) -> None
         assert warning is None and len(reopened) == n
         assert temp_files(path) == []
     assert kills_mid_save > 0, "no kill landed during a save; the test did not exercise anything"
+
+
+def test_alignment_is_recorded_per_person(tmp_path: Path, rng: np.random.Generator) -> None:
+    """Samples aligned another way are the same embedding space (usable) but worth re-enrolling."""
+    gallery = Gallery(SPACE, DIM)
+    gallery.add("Alice", unit(rng, 2), alignment="landmarks")
+    gallery.add("Bob", unit(rng, 1), alignment="keypoints")
+    gallery.add("Carol", unit(rng, 1), alignment="landmarks")
+    gallery.add("Carol", unit(rng, 1), alignment="keypoints")
+    save_gallery(gallery, tmp_path / "g.npz")
+    loaded = load_gallery(tmp_path / "g.npz", SPACE, DIM)
+    assert {p.name: p.alignment for p in loaded.people()} == {
+        "Alice": "landmarks", "Bob": "keypoints", "Carol": "mixed"}
+    assert loaded.aligned_otherwise("landmarks") == ["Bob", "Carol"]
+    loaded.add("Bob", unit(rng, 1), overwrite=True, alignment="landmarks")
+    loaded.rename("Alice", "Carol", merge=True)
+    assert loaded.aligned_otherwise("landmarks") == ["Carol"]
+
+
+def test_galleries_saved_before_alignment_was_recorded_still_load(
+        tmp_path: Path, rng: np.random.Generator) -> None:
+    path = tmp_path / "old.npz"
+    _write_npz(path, _meta(version=1), unit(rng, 2), np.zeros(2, np.int32))  # no "alignment"
+    gallery = load_gallery(path, SPACE, DIM)
+    assert gallery.people()[0].alignment == ""
+    assert gallery.aligned_otherwise("landmarks") == ["Alice"]

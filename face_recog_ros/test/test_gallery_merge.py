@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from face_recog_ros.gallery.model import Gallery
 from face_recog_ros.gallery.replica import GalleryState
 from face_recog_ros.gallery.store import GalleryStore, load_gallery, save_gallery
+from face_recog_ros.ros.gallery_messages import update_message, update_state
 
 SPACE, DIM = "merge-test", 8
 NAMES = ["Ann", "Bob", "Cy", "Dee"]
@@ -196,6 +197,24 @@ def test_file_round_trip_keeps_everything_replicated(tmp_path: Path) -> None:
     assert "Bob" not in json.dumps(meta, ensure_ascii=False)  # forgotten names are hashed
     save_gallery(loaded, tmp_path / "again.npz")
     assert (tmp_path / "again.npz").read_bytes() == (tmp_path / "g.npz").read_bytes()
+
+
+def test_alignment_is_a_samples_and_travels_with_it(tmp_path: Path) -> None:
+    """Each sample keeps how its face was aligned: a person's alignment is that of the samples
+    kept (after a merge of two robots' enrolments, and after the cap drops the old ones), the
+    same on every copy, through a file and through a GalleryUpdate."""
+    a, b = replicas(2, cap=2)
+    rng = np.random.default_rng(11)
+    a.add("Ann", unit(rng), alignment="keypoints")
+    b.add("Ann", unit(rng), alignment="landmarks")
+    exchange([a, b])
+    assert a.people()[0].alignment == "mixed" and a.aligned_otherwise("landmarks") == ["Ann"]
+    a.add("Ann", unit(rng, 2), alignment="landmarks")  # the cap drops both older samples
+    b.join(update_state(update_message(a.state(), "robot0", SPACE, DIM), DIM))
+    assert b.digest() == a.digest() and b.aligned_otherwise("landmarks") == []
+    save_gallery(b, tmp_path / "b.npz")
+    loaded = load_gallery(tmp_path / "b.npz", SPACE, DIM)
+    assert loaded.digest() == a.digest() and loaded.people()[0].alignment == "landmarks"
 
 
 def test_version_1_files_load_alike_everywhere(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "face_recog_ros"
 NAME = "face_recog_ros"
 MAX_LINES = 400
 
-FOUNDATION = {"types", "options", "environment"}
+FOUNDATION = {"types", "options", "environment", "dependencies"}
 # What each part may import from this package (besides itself and the foundation).
 ALLOWED = {
     "io": set(),

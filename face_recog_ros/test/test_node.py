@@ -353,8 +353,8 @@ def grace_walking(frames: int = 240) -> list[np.ndarray]:
 
 def test_live_enrolment_from_the_stream_refuses_a_second_one(graph, faces, enrolled):
     # Synthetic frames differ less than real ones: accept samples a little more alike (runtime
-    # change).
-    change = graph.main.set_parameters([Parameter("tracking.enroll_max_similarity", value=0.99)])
+    # change), and show Grace Hopper in several looks (samples.looks).
+    change = graph.main.set_parameters([Parameter("tracking.enroll_max_similarity", value=0.997)])
     assert change[0].successful
     live = graph.call_async(
         Enroll, f"{NODE}/enroll", Enroll.Request(name="Grace live", num_samples=3)
@@ -367,7 +367,8 @@ def test_live_enrolment_from_the_stream_refuses_a_second_one(graph, faces, enrol
     second = graph.enroll("Other", samples.photo("grace_hopper"))
     assert not second.success and "in progress" in second.message
     # Frames keep coming while the service waits; it answers when the samples are in.
-    response = graph.feed(grace_walking(), until=lambda: live.done() and live.result())
+    looks = [f.rgb for f in samples.looks("grace_hopper", 120)]
+    response = graph.feed(looks, until=lambda: live.done() and live.result())
     assert response.success, response.message
     assert (response.samples_added, response.total_samples) == (
         3,

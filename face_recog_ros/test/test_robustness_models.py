@@ -28,10 +28,11 @@ def base_spec() -> dict[str, Any]:
     return yaml.safe_load((MODELS / f"{SPEC}.yaml").read_text())
 
 
-def start(spec_path: Path, gallery: str = "") -> FaceRecognizer:
+def start(spec_path: Path, gallery: str = "", alignment: str = "landmarks") -> FaceRecognizer:
     config = RecognizerConfig()
     config.embedder.model = str(spec_path)
     config.gallery.path = gallery
+    config.alignment.method = alignment
     return FaceRecognizer(config)
 
 
@@ -56,9 +57,10 @@ def embedder_bytes() -> bytes:
     return (MODELS / f"{SPEC}.tflite").read_bytes()
 
 
-def expect_one_clear_error(spec_path: Path, names: Path, *expected: str) -> ValueError:
+def expect_one_clear_error(spec_path: Path, names: Path, *expected: str,
+                           alignment: str = "landmarks") -> ValueError:
     with pytest.raises(ValueError) as info:
-        start(spec_path)
+        start(spec_path, alignment=alignment)
     message = str(info.value)
     assert str(names) in message, f"message does not name {names}: {message}"
     for words in expected:
@@ -106,7 +108,8 @@ def test_detector_model_given_as_embedder(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("change, words", [
     ({"output_dim": 64}, "expected [N, 64]"),
-    ({"input_size": [112, 112]}, "expected [N, 112, 112, 3]"),
+    ({"input_size": [112, 112], "face_chip": {"size": 112, "padding": 0.25}},
+     "expected [N, 112, 112, 3]"),
 ], ids=["output_dim_64", "input_size_112"])
 def test_model_shapes_disagree_with_spec(
     tmp_path: Path, embedder_bytes: bytes, change: dict, words: str
@@ -126,7 +129,42 @@ def test_spec_missing_key(tmp_path: Path, embedder_bytes: bytes, key: str) -> No
 
 def test_spec_without_template(tmp_path: Path, embedder_bytes: bytes) -> None:
     spec, _ = write_case(tmp_path, model=embedder_bytes, drop=("template",))
-    expect_one_clear_error(spec, spec, "no alignment template")
+    expect_one_clear_error(spec, spec, "no alignment template", alignment="keypoints")
+    assert start(spec).aligner.method == "landmarks"  # landmark alignment does not need it
+
+
+def test_spec_without_face_chip(tmp_path: Path, embedder_bytes: bytes) -> None:
+    spec, _ = write_case(tmp_path, model=embedder_bytes, drop=("face_chip",))
+    expect_one_clear_error(spec, spec, "needs a 'face_chip' block", "'keypoints'")
+    assert start(spec, alignment="keypoints").aligner.method == "keypoints"
+
+
+@pytest.mark.parametrize("face_chip, words", [
+    ([150, 0.25], "face_chip must be a mapping"),
+    ({"padding": 0.25}, "missing required key 'size'"),
+    ({"size": 112, "padding": 0.25}, "face_chip.size 112 must equal input_size [150, 150]"),
+    ({"size": 150, "padding": -1}, "face_chip.padding must be in [0, 2]"),
+    ({"size": 150, "padding": "wide"}, "'face_chip.padding' must be a finite number"),
+])
+def test_spec_bad_face_chip(tmp_path: Path, embedder_bytes: bytes, face_chip: Any,
+                            words: str) -> None:
+    spec, _ = write_case(tmp_path, model=embedder_bytes, set_={"face_chip": face_chip})
+    assert isinstance(expect_one_clear_error(spec, spec, words), ModelError)
+
+
+def test_missing_or_broken_landmark_model(tmp_path: Path, embedder_bytes: bytes) -> None:
+    missing = {"size": 150, "padding": 0.25, "landmark_model": "nowhere.yaml"}
+    spec, _ = write_case(tmp_path, model=embedder_bytes, set_={"face_chip": missing})
+    error = expect_one_clear_error(spec, tmp_path / "nowhere.yaml", "not readable")
+    assert isinstance(error, ModelError)
+    shutil.copy(MODELS / "dlib_shape_predictor_5.yaml", tmp_path / "lm.yaml")
+    text = (tmp_path / "lm.yaml").read_text().replace("dlib_shape_predictor_5.npz", "lm.npz")
+    (tmp_path / "lm.yaml").write_text(text)
+    (tmp_path / "lm.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    broken = {"size": 150, "padding": 0.25, "landmark_model": "lm.yaml"}
+    spec, _ = write_case(tmp_path, model=embedder_bytes, set_={"face_chip": broken})
+    error = expect_one_clear_error(spec, tmp_path / "lm.npz", "not a converted shape predictor")
+    assert isinstance(error, ModelError)
 
 
 BAD_VALUES = [

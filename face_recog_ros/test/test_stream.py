@@ -180,12 +180,12 @@ def astronaut_only(frames: int = 120):
 
 def test_live_enrolment_collects_diverse_samples_then_recognises():
     recognizer = make_recognizer(enrolled=False)
-    config = tracking(enroll_max_similarity=0.97)
+    config = tracking(enroll_max_similarity=0.997)
     stream = StreamRecognizer(recognizer, config)
     status = stream.start_enrollment("Eileen", 4)
     assert status.state == EnrollState.WAITING and status.needed == 4
     progress, events = [], []
-    for frame in astronaut_only():
+    for frame in samples.looks("astronaut"):
         result = stream.process(frame.rgb, frame.stamp)
         events += result.events
         progress.append(stream.enrollment_status().collected)
@@ -197,7 +197,7 @@ def test_live_enrolment_collects_diverse_samples_then_recognises():
     assert status.skipped.get("near duplicate", 0) > 0
     samples_taken = recognizer.gallery.embeddings("Eileen")
     similarity = samples_taken @ samples_taken.T
-    assert similarity[np.triu_indices(4, 1)].max() <= 0.97
+    assert similarity[np.triu_indices(4, 1)].max() <= 0.997
     # The enrolled face is named at once, and a fresh stream recognises her from scratch.
     result = stream.process(frame.rgb, frame.stamp + 1 / 30)
     assert [f.label for f in result.faces] == ["Eileen"]
@@ -247,11 +247,11 @@ def test_live_enrolment_rejects_bad_requests(recognizer):
 
 def test_wait_for_enrollment_returns_when_frames_from_another_thread_finish_it():
     recognizer = make_recognizer(enrolled=False)
-    stream = StreamRecognizer(recognizer, tracking(enroll_max_similarity=0.99))
+    stream = StreamRecognizer(recognizer, tracking(enroll_max_similarity=0.997))
     stream.start_enrollment("Eileen", 2)
 
     def camera():
-        for frame in astronaut_only(60):
+        for frame in samples.looks("astronaut", 60):
             stream.process(frame.rgb, frame.stamp)
 
     thread = threading.Thread(target=camera)

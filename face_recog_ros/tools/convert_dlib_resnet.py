@@ -518,10 +518,15 @@ metric: cosine
 # typical norm (~1.44) is ~0.91; 0.92 measured over all faces-dev pairs (`face-recog evaluate`):
 # 0.8% false accepts, 98.8% true accepts. Raise it where naming a stranger costs more.
 threshold: {threshold}
-# Chips were made like dlib.get_face_chip(img, shape_5pt, size={CHIP_SIZE},
-# padding={CHIP_PADDING}).
-# Alignment template: keypoint name -> [x, y] chip pixels (right_eye, left_eye, nose_tip,
-# mouth_center); filled in by tools/calibrate_template.py.
+# alignment.method 'landmarks' (default): the chip dlib.get_face_chip(img, shape_5pt,
+# size={CHIP_SIZE}, padding={CHIP_PADDING}) cuts, from dlib's 5 landmarks found by
+# models/<landmark_model>.yaml. dlib's ResNet was trained on these chips.
+face_chip:
+  size: {CHIP_SIZE}
+  padding: {CHIP_PADDING}
+  landmark_model: dlib_shape_predictor_5
+# alignment.method 'keypoints': template, keypoint name -> [x, y] chip pixels (right_eye,
+# left_eye, nose_tip, mouth_center); filled in by tools/calibrate_template.py.
 {template}
 """)
 

@@ -58,6 +58,8 @@ from face_recog_ros.ros.conversion import rgb_to_image  # noqa: E402
 
 NODE = "/face_recognition_node"
 SPACE, DIM = "dlib_resnet_v1", 128  # the default embedder's embedding space
+# Answers to a burst of calls must not be dropped on the client's side either (keep-last 10).
+CLIENT_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_ALL)
 IMAGE_QOS = QoSProfile(
     reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=1
 )
@@ -168,7 +170,7 @@ class Client:
         self.faces_with_labels = 0
         self.node.create_subscription(FaceArray, f"{node}/faces", self._on_faces, 50)
         self.clients = {
-            srv: self.node.create_client(srv, f"{node}/{name}")
+            srv: self.node.create_client(srv, f"{node}/{name}", )
             for srv, name in (
                 (Enroll, "enroll"),
                 (Forget, "forget"),

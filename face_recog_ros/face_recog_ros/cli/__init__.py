@@ -7,6 +7,10 @@ from ..environment import limit_native_threads
 
 limit_native_threads()
 
-from .app import main  # noqa: E402  (after the thread limits: it loads numpy)
+try:
+    from .app import main  # noqa: E402  (after the thread limits: it loads numpy)
+except ModuleNotFoundError as missing:  # e.g. a pip install without the [standalone] extra
+    from ..dependencies import install_hint
+    raise ModuleNotFoundError(install_hint(missing.name or ""), name=missing.name) from missing
 
 __all__ = ["main"]

@@ -4,6 +4,7 @@ face-recog enroll alice alice1.jpg alice2.jpg
 face-recog enroll-dir photos/            # photos/<person>/<image>
 face-recog identify group.jpg --draw out.jpg
 face-recog evaluate faces/ --compare     # side by side with face_recognition (dlib)
+face-recog evaluate faces/ --alignment-fidelity   # our chips vs face_recognition's
 face-recog benchmark
 face-recog benchmark-tracking            # tracking off vs on, same frames
 face-recog label-video in.mp4 out.mp4    # also: screen-time, lookalike, group-photo, cluster, map,
@@ -119,6 +120,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         except ValueError:
             return None
 
+    roots = [Path(d) for d in args.dirs]
+    if args.alignment_fidelity:
+        from ..offline.fidelity import alignment_fidelity, format_fidelity
+        if not reference.available():
+            print("error: --alignment-fidelity needs face_recognition (pip install "
+                  "face_recognition)", file=sys.stderr)
+            return 2
+        ref = reference.FaceRecognitionReference()
+        results = [alignment_fidelity(recognizer, root, ref) for root in roots]
+        print(format_fidelity(recognizer.aligner.method, results), flush=True)
+        return 0
     compare = args.compare and reference.available()
     if args.compare and not compare:
         print(
@@ -126,12 +138,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     ref = reference.FaceRecognitionReference() if compare else None
-    roots = [Path(d) for d in args.dirs]
+    name = f"face_recog_ros ({recognizer.spec.id}, {recognizer.aligner.method})"
     for root in roots:
         people = identity_folders(root)
-        results = [
-            evaluate(f"face_recog_ros ({recognizer.spec.id})", people, embed, cosine_similarity)
-        ]
+        results = [evaluate(name, people, embed, cosine_similarity)]
         if ref is not None:
             results.append(evaluate(ref.name, people, ref.embed_largest, negative_euclidean))
         print(format_results(str(root), results), flush=True)
@@ -154,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, func, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        # help= is %-formatted by argparse, description= is printed as written.
+        p = sub.add_parser(name, help=help_text.replace("%", "%%"), description=help_text)
         add_common(p)
         p.set_defaults(func=func)
         return p
@@ -181,10 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate",
         cmd_evaluate,
         "accuracy on DIR/<person>/<image> folders (one-shot rank-1, "
-        "verification, TAR@FAR=1%%, detection rate)",
+        "verification, TAR@FAR=1%, detection rate); folders named _*, group or unlabeled* "
+        "are not people",
     )
     p.add_argument("dirs", nargs="+")
     p.add_argument("--compare", action="store_true", help="also score face_recognition (dlib)")
+    p.add_argument("--alignment-fidelity", action="store_true",
+                   help="instead: how close our face chips come to face_recognition's (cosine "
+                   "of float embeddings per subject photo; needs face_recognition)")
     p = command(
         "benchmark",
         cmd_benchmark,

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 
 from ..config import RecognizerConfig, set_option
+from ..core.aligner import ALIGNMENT_METHODS
 from ..core.recognizer import FaceRecognizer
 
 # app.build_parser's helper that adds a subcommand: (name, function, help) -> its parser.
@@ -25,7 +26,8 @@ def build_config(args: argparse.Namespace) -> RecognizerConfig:
     )
     overrides = {"gallery.path": args.gallery, "embedder.model": args.model,
                  "recognition.threshold": args.threshold, "detector.model_range": args.range,
-                 "detector.num_threads": args.threads, "embedder.num_threads": args.threads}
+                 "detector.num_threads": args.threads, "embedder.num_threads": args.threads,
+                 "alignment.method": args.alignment}
     for name, value in overrides.items():
         if value is not None:
             set_option(config, name, value)
@@ -38,8 +40,9 @@ def make_recognizer(args: argparse.Namespace, *, gallery: bool = True) -> FaceRe
     if not gallery:
         config.gallery.path = ""
     recognizer = FaceRecognizer(config)
-    if recognizer.gallery_warning:
-        print(f"warning: {recognizer.gallery_warning}", file=sys.stderr)
+    for message in (recognizer.gallery_warning, recognizer.alignment_notice):
+        if message:
+            print(f"warning: {message}", file=sys.stderr)
     return recognizer
 
 
@@ -52,6 +55,8 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, help="cosine similarity needed to name a face")
     parser.add_argument("--range", choices=("short", "full"), help="BlazeFace model range")
     parser.add_argument("--threads", type=int, help="CPU threads for each model")
+    parser.add_argument("--alignment", choices=ALIGNMENT_METHODS,
+                        help="alignment method (overrides alignment.method)")
 
 
 def write_rgb(path: str, rgb) -> None:

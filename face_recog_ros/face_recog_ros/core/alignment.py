@@ -1,9 +1,10 @@
-"""Face alignment: warp a detected face onto the embedder's canonical template.
+"""Keypoint alignment (alignment.method 'keypoints'): warp a face onto the embedder's template.
 
 Embedders are trained on faces cropped and rotated one particular way; matching that
 geometry matters more for accuracy than any other pre-processing step. BlazeFace gives
 six keypoints; the four stable ones (eyes, nose tip, mouth centre) are mapped onto the
-template with a least-squares similarity transform (rotation, uniform scale, shift).
+template with a least-squares similarity transform (rotation, uniform scale, shift). The
+default, landmark alignment, is in aligner.py; this is its cheaper, less faithful fallback.
 """
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..options import Options, option
 from ..types import Detection
 
 # Keypoints used for alignment: right_eye, left_eye, nose_tip, mouth_center.
@@ -66,38 +66,3 @@ def align_face(rgb: np.ndarray, detection: Detection, template: AlignmentTemplat
     matrix = similarity_transform(detection.keypoints[list(ALIGN_KEYPOINTS)], template.points)
     return cv2.warpAffine(rgb, matrix, template.size, flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-
-
-@dataclass
-class QualityOptions(Options):
-    """Faces the embedder cannot describe reliably are reported, not identified."""
-
-    min_eye_distance: float = option(12.0, "Faces with eyes closer than this many pixels are not "
-                                     "identified (too small)", low=0.0, high=1000.0)
-    max_yaw: float = option(0.6, "Faces turned further than this (nose offset / eye distance) are "
-                            "not identified", low=0.0, high=10.0)
-
-
-def face_pose(detection: Detection) -> tuple[float, float]:
-    """Eye distance in pixels and a yaw proxy (nose offset along the eye line / eye distance)."""
-    right_eye, left_eye, nose = (
-        detection.keypoints[0],
-        detection.keypoints[1],
-        detection.keypoints[2],
-    )
-    eye_vec = left_eye - right_eye
-    eye_dist = float(np.hypot(*eye_vec))
-    if eye_dist < 1e-6:
-        return 0.0, float("inf")
-    along = float(np.dot(nose - (right_eye + left_eye) / 2.0, eye_vec) / eye_dist)
-    return eye_dist, along / eye_dist
-
-
-def quality_problem(detection: Detection, options: QualityOptions) -> str:
-    """Why this face should not be embedded, or '' when it is fine."""
-    eye_dist, yaw = face_pose(detection)
-    if eye_dist < options.min_eye_distance:
-        return f"too small: eye distance {eye_dist:.0f} px < {options.min_eye_distance:g} px"
-    if abs(yaw) > options.max_yaw:
-        return f"off frontal: yaw ratio {abs(yaw):.2f} > {options.max_yaw:g}"
-    return ""

@@ -310,10 +310,7 @@ class FaceDetector:
             (new_w, new_h),
             interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR,
         )
-        if small.ndim == 2 or small.shape[2] == 1:
-            small = cv2.cvtColor(small, cv2.COLOR_GRAY2RGB)
-        elif small.shape[2] == 4:
-            small = cv2.cvtColor(small, cv2.COLOR_RGBA2RGB)
+        small = as_rgb(small)
         self._canvas[pad_y:pad_y + new_h, pad_x:pad_x + new_w] = small.reshape(new_h, new_w, 3)
         np.multiply(self._canvas, np.float32(2.0 / 255.0), out=self._tensor[0], casting="unsafe")
         self._tensor -= 1.0
@@ -336,6 +333,15 @@ def create_detector(
         if options.backend == "mediapipe" or mediapipe_available():
             return MediaPipeFaceDetector(options)
     return FaceDetector(options)
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """An accepted image (RGB, grayscale (H, W) or (H, W, 1), RGBA) as RGB (H, W, 3)."""
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_RGBA2RGB)
+    return image
 
 
 def check_image(image: np.ndarray) -> None:

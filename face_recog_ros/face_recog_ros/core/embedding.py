@@ -15,7 +15,7 @@ import numpy as np
 import yaml
 
 from ..options import Options, option
-from .runtime import ModelError, load_interpreter
+from .runtime import ModelError, open_model
 
 _COLOR_ORDERS = ("rgb", "bgr")
 _METRICS = ("cosine",)
@@ -60,6 +60,31 @@ def _floats(
 
 
 @dataclass(frozen=True)
+class FaceChipSpec:
+    """How the chip is cut for alignment.method 'landmarks': dlib.get_face_chip(img, shape5, size,
+    padding), with the 5 points from ``landmark_model`` (models/<id>.yaml, or a path relative
+    to the spec)."""
+
+    size: int
+    padding: float
+    landmark_model: str = "dlib_shape_predictor_5"
+
+    @classmethod
+    def from_dict(cls, data: Any, input_size: tuple[int, int], where: Path) -> FaceChipSpec:
+        if not isinstance(data, dict):
+            raise ModelError(f"{where}: face_chip must be a mapping with size, padding and "
+                             "landmark_model")
+        size = _number(_require(data, "size", where), "face_chip.size", where, integer=True)
+        if (size, size) != tuple(input_size):
+            raise ModelError(f"{where}: face_chip.size {size} must equal input_size "
+                             f"{list(input_size)} (dlib's chips are square)")
+        padding = _number(_require(data, "padding", where), "face_chip.padding", where)
+        if not 0 <= padding <= 2:
+            raise ModelError(f"{where}: face_chip.padding must be in [0, 2], got {padding}")
+        return cls(size, padding, str(data.get("landmark_model") or cls.landmark_model))
+
+
+@dataclass(frozen=True)
 class EmbedderSpec:
     """What an embedding model expects and produces (one models/<id>.yaml)."""
 
@@ -75,6 +100,8 @@ class EmbedderSpec:
     threshold: float  # similarity at or above which two faces are the same person
     # Alignment template: keypoint name -> [x, y] chip pixels; None until calibrated.
     template: dict[str, list[float]] | None = None
+    # Chip geometry for alignment.method 'landmarks'; None: the model supports 'keypoints' only.
+    face_chip: FaceChipSpec | None = None
     path: Path | None = None  # the YAML this spec came from, for error messages
 
     @classmethod
@@ -113,6 +140,9 @@ class EmbedderSpec:
         template = data.get("template")
         if template is not None and not isinstance(template, dict):
             raise ModelError(f"{path}: template must map keypoint names to [x, y] chip pixels")
+        face_chip = data.get("face_chip")
+        if face_chip is not None:
+            face_chip = FaceChipSpec.from_dict(face_chip, (w, h), path)
         return cls(
             id=model_id,
             embedding_space=str(data.get("embedding_space") or model_id),
@@ -125,6 +155,7 @@ class EmbedderSpec:
             metric=metric,
             threshold=threshold,
             template=template,
+            face_chip=face_chip,
             path=path.resolve(),
         )
 
@@ -134,7 +165,9 @@ class Embedder:
 
     def __init__(self, spec: EmbedderSpec, num_threads: int = 2) -> None:
         self.spec = spec
-        self._interp = load_interpreter(spec.file, num_threads)
+        loaded = open_model(spec.file, num_threads)
+        self._interp = loaded.interpreter
+        self._max_batch = loaded.runtime.max_batch  # chips per invoke() the runtime takes safely
         inp = self._interp.get_input_details()
         out = self._interp.get_output_details()
         if len(inp) != 1 or len(out) != 1:
@@ -188,10 +221,8 @@ class Embedder:
         if n == 0:
             return np.zeros((0, self.spec.output_dim), np.float32)
         x = self._quantize((chips.astype(np.float32) - self._mean) * self._inv_std)
-        if self._dynamic_batch:
-            raw = self._run(x)
-        else:
-            raw = np.concatenate([self._run(x[i:i + 1]) for i in range(n)])
+        step = min(n if self._dynamic_batch else self._batch, self._max_batch or n)
+        raw = np.concatenate([self._run(x[i:i + step]) for i in range(0, n, step)])
         emb = self._dequantize(raw.reshape(n, -1))
         norms = np.linalg.norm(emb, axis=1, keepdims=True)
         return (emb / np.maximum(norms, 1e-12)).astype(np.float32)

@@ -14,7 +14,7 @@ from scipy.optimize import linear_sum_assignment
 from ..gallery.model import Gallery, Snapshot
 from ..options import option
 from ..types import UNKNOWN
-from .alignment import QualityOptions
+from .aligner import QualityOptions
 
 # Similarity assumed for the missing runner-up when only one person is enrolled: the cosine
 # floor. So ``margin = similarity + 1`` then, i.e. never smaller than with a real competitor.

@@ -9,11 +9,10 @@ import threading
 import weakref
 from typing import Any
 
-import cv2
 import numpy as np
 
 from ..types import Detection
-from .detection import NUM_KEYPOINTS, DetectorOptions, check_image, model_file
+from .detection import NUM_KEYPOINTS, DetectorOptions, as_rgb, check_image, model_file
 from .runtime import ModelError
 
 MEDIAPIPE_INSTALL = "pip install --no-deps mediapipe==1.2.3 absl-py flatbuffers"
@@ -64,12 +63,7 @@ class MediaPipeFaceDetector:
         check_image(image)
         if self._detector is None:
             raise RuntimeError("detector is closed")
-        if image.ndim == 2 or image.shape[2] == 1:
-            rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-        elif image.shape[2] == 4:
-            rgb = cv2.cvtColor(image, cv2.COLOR_RGBA2RGB)
-        else:
-            rgb = np.ascontiguousarray(image)
+        rgb = np.ascontiguousarray(as_rgb(image))
         h, w = rgb.shape[:2]
         result = self._detector.detect(
             self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)

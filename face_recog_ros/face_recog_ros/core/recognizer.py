@@ -23,11 +23,11 @@ from ..gallery.options import GalleryOptions
 from ..gallery.replica import GalleryState
 from ..gallery.store import GalleryStore
 from ..types import Detection, Face
-from .alignment import AlignmentTemplate, align_face, quality_problem
+from .aligner import AlignmentOptions, FaceAligner, FaceGeometry, quality_problem
 from .detection import DetectorOptions, create_detector
 from .embedding import Embedder, EmbedderOptions, EmbedderSpec
 from .matching import Match, RecognitionOptions, match
-from .runtime import ModelError, models_dir
+from .runtime import models_dir
 
 
 T = TypeVar("T")
@@ -39,6 +39,7 @@ class RecognizerSettings(Protocol):
 
     detector: DetectorOptions
     embedder: EmbedderOptions
+    alignment: AlignmentOptions
     recognition: RecognitionOptions
     gallery: GalleryOptions
 
@@ -48,7 +49,7 @@ class Recognition:
     """What :meth:`FaceRecognizer.recognize` found in one frame, and what each stage cost."""
 
     faces: list[Face]
-    timings: dict[str, float]  # ms per stage (detect, align, embed, match, total), faces, embedded
+    timings: dict[str, float]  # ms per stage: detect, landmarks, align, embed, match, total
     embedded: int  # faces embedded (the rest were refused by the quality checks)
 
 
@@ -110,12 +111,7 @@ class FaceRecognizer:
         self.node_id = node_id  # who makes this process's gallery changes (None: host/pid)
         self.detector = create_detector(config.detector)
         self.spec = EmbedderSpec.from_yaml(resolve_spec_path(config.embedder.model))
-        if self.spec.template is None:
-            raise ValueError(f"embedder spec {self.spec.path} has no alignment template")
-        try:
-            self.template = AlignmentTemplate.from_dict(self.spec.template, self.spec.input_size)
-        except (ValueError, TypeError) as e:
-            raise ModelError(f"{self.spec.path}: {e}") from None
+        self.aligner = FaceAligner(config.alignment.method, self.spec)
         self.embedder = Embedder(self.spec, num_threads=config.embedder.num_threads)
         self._other_range_detector = None
         self.gallery_warning: str | None = None
@@ -135,6 +131,19 @@ class FaceRecognizer:
     def threshold(self) -> float:
         configured = self.config.recognition.threshold
         return self.spec.threshold if configured < 0 else configured
+
+    @property
+    def alignment_notice(self) -> str | None:
+        """Advice when gallery samples were aligned otherwise than faces are now (still
+        usable)."""
+        names = self.gallery.aligned_otherwise(self.aligner.method)
+        if not names:
+            return None
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        return (f"{len(names)} enrolled {'person was' if len(names) == 1 else 'people were'} "
+                f"aligned another way than alignment.method '{self.aligner.method}' ({shown}); "
+                "they are still recognised, but re-enrolling them (enrol again with overwrite) "
+                "improves accuracy")
 
     @property
     def gallery_path(self) -> Path | None:
@@ -187,29 +196,52 @@ class FaceRecognizer:
                     return [shift_detection(d, -pad) for d in redone]
             return detections
 
-    def quality_problems(self, detections: list[Detection]) -> list[str]:
-        """Why each face should not be embedded ('' = usable), by the recognition options."""
-        return [quality_problem(d, self.config.recognition) for d in detections]
+    def geometry(self, rgb: np.ndarray, detections: list[Detection]) -> list[FaceGeometry]:
+        """Landmarks, eye distance and head pose of each face (all faces in one landmark
+        pass)."""
+        with self.lock:
+            return self.aligner.geometry(rgb, detections)
 
-    def _chips(self, rgb: np.ndarray, detections: list[Detection],
+    def quality_problems(self, geometries: list[FaceGeometry]) -> list[str]:
+        """Why each face should not be embedded ('' = usable), by the recognition options."""
+        return [quality_problem(g, self.config.recognition) for g in geometries]
+
+    def _chips(self, rgb: np.ndarray, detections: list[Detection], geometries: list[FaceGeometry],
                reasons: list[str] | None = None) -> tuple[list[np.ndarray], list[str]]:
         """Aligned chips of the faces that pass the quality checks (``reasons`` when the caller
         has judged them already), and a reason ('' = fine) per face."""
         if reasons is None:
-            reasons = self.quality_problems(detections)
-        return [
-            align_face(rgb, d, self.template) for d, r in zip(detections, reasons) if not r
-        ], reasons
+            reasons = self.quality_problems(geometries)
+        chips = [self.aligner.chip(rgb, d, g)
+                 for d, g, r in zip(detections, geometries, reasons) if not r]
+        return chips, reasons
+
+    def chip(self, rgb: np.ndarray, detection: Detection) -> np.ndarray:
+        """The chip the embedder sees for one face (its landmarks found again), e.g. to show it."""
+        with self.lock:
+            return self.aligner.chip(rgb, detection, self.aligner.geometry(rgb, [detection])[0])
+
+    def _embed_chips(self, chips: list[np.ndarray]) -> np.ndarray:
+        batch = np.stack(chips)
+        if not self.config.alignment.flip:
+            return self.embedder.embed(batch)
+        both = self.embedder.embed(np.concatenate([batch, batch[:, :, ::-1]]))
+        mean = both[:len(batch)] + both[len(batch):]
+        return mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
 
     def embed(self, rgb: np.ndarray, detections: list[Detection],
+              geometries: list[FaceGeometry] | None = None,
               reasons: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
         """Embeddings of the faces that pass the quality checks, and a reason ('' = embedded) per
-        face. Pass ``reasons`` (from :meth:`quality_problems`) to skip judging the faces again."""
+        face. Pass ``geometries`` (from :meth:`geometry`, same order) to save the landmark step,
+        and ``reasons`` (from :meth:`quality_problems`) to skip judging the faces again."""
         with self.lock:
-            chips, reasons = self._chips(rgb, detections, reasons)
+            if geometries is None:
+                geometries = self.aligner.geometry(rgb, detections)
+            chips, reasons = self._chips(rgb, detections, geometries, reasons)
             if not chips:
                 return np.zeros((0, self.spec.output_dim), np.float32), reasons
-            return self.embedder.embed(np.stack(chips)), reasons
+            return self._embed_chips(chips), reasons
 
     def identify(self, embeddings: np.ndarray) -> list[Match]:
         with self.lock:
@@ -226,9 +258,11 @@ class FaceRecognizer:
             t0 = time.perf_counter()
             detections = self.detector.detect(rgb)
             t1 = time.perf_counter()
-            chips, reasons = self._chips(rgb, detections)
+            geometries = self.aligner.geometry(rgb, detections)
+            t_landmarks = time.perf_counter()
+            chips, reasons = self._chips(rgb, detections, geometries)
             t2 = time.perf_counter()
-            embeddings = self.embedder.embed(np.stack(chips)) if chips else None
+            embeddings = self._embed_chips(chips) if chips else None
             t3 = time.perf_counter()
             matches = self.identify(embeddings) if embeddings is not None else []
             t4 = time.perf_counter()
@@ -240,7 +274,8 @@ class FaceRecognizer:
                 face.embedding = emb
             timings = {
                 "detect": (t1 - t0) * 1e3,
-                "align": (t2 - t1) * 1e3,
+                "landmarks": (t_landmarks - t1) * 1e3,
+                "align": (t2 - t_landmarks) * 1e3,
                 "embed": (t3 - t2) * 1e3,
                 "match": (t4 - t3) * 1e3,
                 "total": (t4 - t0) * 1e3,
@@ -280,7 +315,8 @@ class FaceRecognizer:
 
     def add_samples(self, name: str, embeddings: np.ndarray, *, overwrite: bool = False,
                     skipped: list[str] | None = None) -> EnrollResult:
-        total = self._change(lambda: self.gallery.add(name, embeddings, overwrite=overwrite))
+        total = self._change(lambda: self.gallery.add(name, embeddings, overwrite=overwrite,
+                                                      alignment=self.aligner.method))
         return EnrollResult(name=name, added=len(embeddings), total=total, skipped=skipped or [])
 
     def forget(self, name: str) -> None:

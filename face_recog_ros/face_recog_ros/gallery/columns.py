@@ -19,6 +19,7 @@ from .replica import (MAX_NODE_ID_LENGTH, NAME_KEY_BYTES, SAMPLE_ID_BYTES, Cap, 
 
 NORM_TOLERANCE = 1e-3  # stored rows are unit length to this; anything else is damage
 MAX_INT = 2**62  # versions and times beyond this are damage
+MAX_ALIGNMENT_LENGTH = 64  # an alignment method's name
 
 
 class BadColumns(ValueError):
@@ -34,6 +35,7 @@ class Columns:
     born: np.ndarray  # (M,) int64
     enrolled_ms: np.ndarray  # (M,) int64
     origins: np.ndarray  # (M,) index into nodes
+    aligned: np.ndarray  # (M,) index into alignments
     embeddings: np.ndarray  # (M, D) float32
     op_keys: np.ndarray  # (K, NAME_KEY_BYTES) uint8
     op_versions: np.ndarray  # (K,) int64
@@ -41,6 +43,7 @@ class Columns:
     op_targets: list[str]  # '' = forget
     op_at_ms: np.ndarray  # (K,) int64
     nodes: list[str]
+    alignments: list[str]  # alignment methods ("" = not recorded)
     cap: Cap | None
 
 
@@ -50,6 +53,8 @@ def to_columns(state: GalleryState, dim: int) -> Columns:
     ops = [(key, op) for key in sorted(state.ops) for op in state.ops[key]]
     nodes = sorted({s.origin for s in samples} | {op.node for _, op in ops})
     index = {n: i for i, n in enumerate(nodes)}
+    alignments = sorted({s.alignment for s in samples})
+    method = {a: i for i, a in enumerate(alignments)}
     people = list(state.people.values())
     return Columns(
         names=[p.name for p in people],
@@ -60,6 +65,7 @@ def to_columns(state: GalleryState, dim: int) -> Columns:
         born=np.array([s.born for s in samples], np.int64),
         enrolled_ms=np.array([s.enrolled_ms for s in samples], np.int64),
         origins=np.array([index[s.origin] for s in samples], np.int32),
+        aligned=np.array([method[s.alignment] for s in samples], np.int32),
         embeddings=(np.concatenate([p.embeddings for p in people]) if people
                     else np.zeros((0, dim), np.float32)),
         op_keys=np.frombuffer(b"".join(k for k, _ in ops), np.uint8).reshape(
@@ -68,7 +74,7 @@ def to_columns(state: GalleryState, dim: int) -> Columns:
         op_nodes=np.array([index[op.node] for _, op in ops], np.int32),
         op_targets=[op.target for _, op in ops],
         op_at_ms=np.array([op.at_ms for _, op in ops], np.int64),
-        nodes=nodes, cap=state.cap)
+        nodes=nodes, alignments=alignments, cap=state.cap)
 
 
 def from_columns(c: Columns, dim: int) -> GalleryState:
@@ -80,11 +86,14 @@ def from_columns(c: Columns, dim: int) -> GalleryState:
     m = int(counts.sum())
     if not all(isinstance(n, str) and len(n) <= MAX_NODE_ID_LENGTH for n in c.nodes):
         raise BadColumns("a node id is not text or too long")
+    if not all(isinstance(a, str) and len(a) <= MAX_ALIGNMENT_LENGTH for a in c.alignments):
+        raise BadColumns("an alignment method is not text or too long")
     ids = _array("sample ids", c.ids, (m, SAMPLE_ID_BYTES), "u")
     versions, born, enrolled = (_ints(label, a, (m,)) for label, a in (
         ("sample versions", c.versions), ("birth versions", c.born),
         ("enrolment times", c.enrolled_ms)))
     origins = _ints("sample origins", c.origins, (m,), high=len(c.nodes) - 1)
+    aligned = _ints("sample alignments", c.aligned, (m,), high=len(c.alignments) - 1)
     rows = _array("embeddings", c.embeddings, (m, dim), "f")
     if rows.dtype != np.float32:
         raise BadColumns(f"embeddings are {rows.dtype}, not float32")
@@ -101,7 +110,8 @@ def from_columns(c: Columns, dim: int) -> GalleryState:
         span = range(start, start + count)
         start += count
         registers = sorted(((Sample(id_bytes[i], int(versions[i]), int(born[i]),
-                                    c.nodes[origins[i]], int(enrolled[i])), rows[i])
+                                    c.nodes[origins[i]], int(enrolled[i]),
+                                    c.alignments[aligned[i]]), rows[i])
                             for i in span), key=lambda r: r[0].order())
         samples = tuple(s for s, _ in registers)
         person_rows = frozen_rows(np.stack([r for _, r in registers]))

@@ -1,13 +1,14 @@
 """The gallery file's format: what the bytes hold, written and validated.
 
 A plain ``.npz`` (no pickles). ``meta`` is UTF-8 JSON (as uint8): the model, the people (name
-order), the name operations (forgets and renames, by hashed name), the sample cap and the nodes
-that enrolled samples. ``embeddings`` (M, D) float32 holds the rows grouped by person, each
-person's in :meth:`.replica.Sample.order`; ``owners`` (M,) is the person index of each row, and
-``sample_ids`` (M, 16) uint8, ``sample_versions``, ``sample_born``, ``sample_enrolled_ms`` (M,)
-int64 and ``sample_origins`` (M,) int32 (an index into the nodes) are each row's register
+order), the name operations (forgets and renames, by hashed name), the sample cap, the nodes
+that enrolled samples and the alignment methods. ``embeddings`` (M, D) float32 holds the rows
+grouped by person, each person's in :meth:`.replica.Sample.order`; ``owners`` (M,) is the person
+index of each row, and ``sample_ids`` (M, 16) uint8, ``sample_versions``, ``sample_born``,
+``sample_enrolled_ms`` (M,) int64, ``sample_origins`` (M,) int32 (an index into the nodes) and
+``sample_aligned`` (M,) int32 (an index into the alignments) are each row's register
 (:mod:`.replica`). Version 1 files (no registers) still load: their samples get ids derived
-from their content, so every copy of one old file agrees on them.
+from their content, so every copy of one old file agrees on them, and the person's alignment.
 
 Decoding is hardened: every member's declared size is bounded before numpy allocates it, and
 every field is validated (:mod:`.columns`, as for the fleet's messages); loading then
@@ -35,7 +36,7 @@ from .replica import NAME_KEY_BYTES, SAMPLE_ID_BYTES, UNLIMITED, Cap, GallerySta
 FORMAT_NAME = "face_recog_ros.gallery"
 FORMAT_VERSION = 2  # 2: sample registers, name operations, the cap (1: names and rows only)
 _REGISTERS = ("sample_ids", "sample_versions", "sample_born", "sample_enrolled_ms",
-              "sample_origins")
+              "sample_origins", "sample_aligned")
 _MEMBERS = ("meta", "embeddings", "owners", *_REGISTERS)
 # A member may expand to at most this many times the file's size (our writer stores members
 # uncompressed; this still admits a compressed copy but bounds a decompression bomb).
@@ -61,7 +62,7 @@ def encode(embedding_space: str, dim: int, state: GalleryState, created_at: str,
         "format": FORMAT_NAME, "version": FORMAT_VERSION, "embedding_space": embedding_space,
         "dim": dim, "created_at": created_at, "updated_at": updated_at,
         "cap": {"value": cap.value, "version": cap.version, "node": cap.node},
-        "configured_cap": configured_cap, "nodes": c.nodes,
+        "configured_cap": configured_cap, "nodes": c.nodes, "alignments": c.alignments,
         "people": [{"name": n, "samples": len(p.samples),
                     "enrolled_at": ms_to_iso(p.enrolled.enrolled_ms),
                     "updated_at": ms_to_iso(p.updated.enrolled_ms)}
@@ -75,6 +76,7 @@ def encode(embedding_space: str, dim: int, state: GalleryState, created_at: str,
              owners=np.repeat(np.arange(len(c.names), dtype=np.int32), c.counts),
              sample_ids=c.ids, sample_versions=c.versions, sample_born=c.born,
              sample_enrolled_ms=c.enrolled_ms, sample_origins=c.origins,
+             sample_aligned=c.aligned,
              meta=np.frombuffer(json.dumps(meta, ensure_ascii=False).encode("utf-8"), np.uint8))
     return buffer.getvalue()
 
@@ -151,11 +153,18 @@ def _derived_columns(entries: list[dict], rows: np.ndarray, owners: np.ndarray,
                            digest_size=SAMPLE_ID_BYTES).digest()
            for o, i, row in zip(owners.tolist(), index.tolist(), rows)]
     enrolled = np.array([_ms(entries[o].get("enrolled_at")) for o in owners.tolist()], np.int64)
+    # "alignment" per person: written by version 1 files since landmark alignment, else absent.
+    methods = [entry.get("alignment", "") for entry in entries]
+    alignments = sorted(set(methods)) if all(isinstance(m, str) for m in methods) else None
+    if alignments is None:
+        raise BadColumns("a person's alignment is not text")
+    aligned = np.array([alignments.index(methods[o]) for o in owners.tolist()], np.int32)
     return Columns(
         names=[], counts=counts, embeddings=rows,
         ids=np.frombuffer(b"".join(ids), np.uint8).reshape(len(ids), SAMPLE_ID_BYTES),
         versions=index.astype(np.int64), born=index.astype(np.int64), enrolled_ms=enrolled,
-        origins=np.zeros(len(ids), np.int32), nodes=[""],
+        origins=np.zeros(len(ids), np.int32), nodes=[""], aligned=aligned,
+        alignments=alignments,
         op_keys=np.zeros((0, NAME_KEY_BYTES), np.uint8),
         op_versions=np.zeros(0, np.int64), op_nodes=np.zeros(0, np.int32), op_targets=[],
         op_at_ms=np.zeros(0, np.int64), cap=None)
@@ -176,9 +185,10 @@ def _stored_columns(meta: dict, arrays: dict[str, np.ndarray], order: np.ndarray
         if arrays[member].shape[:1] != order.shape:
             raise BadColumns(f"member {member!r} does not match the embeddings")
     nodes, ops, cap = meta.get("nodes"), meta.get("operations"), meta.get("cap")
-    if not isinstance(nodes, list) or not isinstance(ops, list) or not all(
-            isinstance(op, dict) for op in ops):
-        raise BadColumns("the node list or the name operations are malformed")
+    alignments = meta.get("alignments")
+    if not isinstance(nodes, list) or not isinstance(alignments, list) or not isinstance(
+            ops, list) or not all(isinstance(op, dict) for op in ops):
+        raise BadColumns("the node list, the alignments or the name operations are malformed")
     try:
         op_nodes = [op["node"] for op in ops]
         all_nodes = nodes + op_nodes
@@ -191,6 +201,7 @@ def _stored_columns(meta: dict, arrays: dict[str, np.ndarray], order: np.ndarray
             born=arrays["sample_born"][order],
             enrolled_ms=arrays["sample_enrolled_ms"][order],
             origins=arrays["sample_origins"][order], nodes=all_nodes,
+            aligned=arrays["sample_aligned"][order], alignments=alignments,
             op_keys=np.frombuffer(keys, np.uint8).reshape(len(ops), NAME_KEY_BYTES),
             op_versions=_json_ints([op["version"] for op in ops]),
             op_nodes=np.arange(len(nodes), len(all_nodes)),

@@ -44,6 +44,7 @@ class PersonInfo:
     updated_at: str  # UTC ISO 8601, of the newest sample
     enrolled_by: str = ""  # node id that enrolled the earliest sample kept
     updated_by: str = ""  # node id that enrolled the newest sample
+    alignment: str = ""  # how the samples' faces were aligned ("" = not recorded, or "mixed")
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,11 @@ class Gallery:
         with self._lock:
             return [_info(self._c.people[n]) for n in self._c.names]
 
+    def aligned_otherwise(self, alignment: str) -> list[str]:
+        """People with samples not (all) aligned by ``alignment``: re-enrolling them helps."""
+        with self._lock:
+            return [n for n in self._c.names if self._c.people[n].alignment != alignment]
+
     def records(self) -> dict[str, Person]:
         """Every person's record, in name order (records are immutable)."""
         with self._lock:
@@ -223,11 +229,13 @@ class Gallery:
         return Snapshot(tuple(self._c.names), matrix, owners, starts, self._generation)
 
     # --------------------------------------------------------------- mutations
-    def add(self, name: str, embeddings: np.ndarray, *, overwrite: bool = False) -> int:
+    def add(self, name: str, embeddings: np.ndarray, *, overwrite: bool = False,
+            alignment: str = "") -> int:
         """Enrol samples for ``name`` (appending unless ``overwrite``); returns its sample count.
 
         Rows are L2-normalised here. Beyond ``max_samples_per_person`` the oldest are dropped,
-        so re-enrolling keeps the gallery current as a face changes.
+        so re-enrolling keeps the gallery current as a face changes. ``alignment`` records how
+        the faces were aligned (the recognizer's alignment.method).
         """
         key = validate_name(name)
         rows = unit_rows(embeddings, self.dim, self.embedding_space)
@@ -235,7 +243,7 @@ class Gallery:
             version, at = self.clock.tick(), now_ms()
             if overwrite:
                 self._add_op(self._c.key(key), NameOp(version, self.node_id, "", at), True)
-            staged = {sid: (key, Sample(sid, version, version, self.node_id, at), row)
+            staged = {sid: (key, Sample(sid, version, version, self.node_id, at, alignment), row)
                       for sid, row in zip(new_sample_ids(len(rows)), rows)}
             self._rebuild({key}, staged)
             return len(self._c.people[key].samples)
@@ -397,4 +405,4 @@ class Gallery:
 def _info(person: Person) -> PersonInfo:
     first, last = person.enrolled, person.updated
     return PersonInfo(person.name, len(person.samples), ms_to_iso(first.enrolled_ms),
-                      ms_to_iso(last.enrolled_ms), first.origin, last.origin)
+                      ms_to_iso(last.enrolled_ms), first.origin, last.origin, person.alignment)

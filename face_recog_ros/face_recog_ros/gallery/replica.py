@@ -95,6 +95,9 @@ class Sample:
     born: int  # version of its enrolment
     origin: str  # node that enrolled it
     enrolled_ms: int  # wall time of the enrolment, ms since the Unix epoch
+    # How its face was aligned (the enrolling recognizer's alignment.method; "" = not
+    # recorded). The same embedding space either way, but a mix matches a little worse.
+    alignment: str = ""
 
     def order(self) -> tuple[int, int, bytes]:
         """The cap keeps the highest; rows are stored in this order (oldest first)."""
@@ -154,6 +157,12 @@ class Person:
         """The latest-enrolled sample."""
         return max(self.samples, key=lambda s: (s.born, s.id))
 
+    @property
+    def alignment(self) -> str:
+        """How the samples kept were aligned: one method, or "mixed"."""
+        methods = {s.alignment for s in self.samples}
+        return methods.pop() if len(methods) == 1 else "mixed"
+
 
 @dataclass
 class GalleryState:
@@ -208,7 +217,8 @@ def person_digest(name: str, samples: Iterable[Sample], rows: np.ndarray) -> byt
     for s in samples:
         h.update(s.id + s.version.to_bytes(8, "big", signed=True)
                  + s.born.to_bytes(8, "big", signed=True)
-                 + s.enrolled_ms.to_bytes(8, "big", signed=True) + s.origin.encode() + b"\0")
+                 + s.enrolled_ms.to_bytes(8, "big", signed=True) + s.origin.encode() + b"\0"
+                 + s.alignment.encode() + b"\0")
     h.update(np.ascontiguousarray(rows, dtype="<f4").tobytes())
     return h.digest()
 

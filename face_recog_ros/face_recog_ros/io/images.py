@@ -52,13 +52,14 @@ def photos_under(root: str | Path) -> list[Path]:
 
 
 def identity_folders(root: str | Path) -> dict[str, list[Path]]:
-    """person -> sorted image paths; folders starting with '_' and 'group' are not identities."""
+    """person -> sorted image paths. Folders named ``_*``, ``group`` or ``unlabeled*`` are not
+    identities (an unlabeled folder of test photos must not be scored as one more person)."""
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"{root} is not a folder")
     people = {}
     for person in sorted(p for p in root.iterdir() if p.is_dir()):
-        if person.name.startswith("_") or person.name == "group":
+        if person.name.startswith(("_", "unlabeled")) or person.name == "group":
             continue
         images = images_in(person)
         if images:

@@ -1,2 +1,2 @@
 """Tools for recorded media and photo folders: labelling, screen time, look-alikes, group photos,
-clustering, embedding maps, and the accuracy and speed benchmarks."""
+clustering, embedding maps, and the accuracy, alignment-fidelity and speed benchmarks."""

@@ -32,6 +32,20 @@ class FaceRecognitionReference:
     def encode(self, rgb: np.ndarray, locations: list) -> list[np.ndarray]:
         return self._fr.face_encodings(rgb, locations)
 
+    def largest(self, rgb: np.ndarray) -> tuple[int, int, int, int] | None:
+        """(top, right, bottom, left) of the largest HOG face, as face_locations gives it."""
+        locations = self.locate(rgb)
+        area = (lambda box: (box[2] - box[0]) * (box[1] - box[3]))
+        return max(locations, key=area) if locations else None
+
+    def chip(self, rgb: np.ndarray, location: tuple[int, int, int, int]) -> np.ndarray:
+        """The 150x150 chip face_encodings embeds for this face: its 5-point landmarks, then
+        dlib.get_face_chip(size=150, padding=0.25) (what compute_face_descriptor cuts)."""
+        import dlib
+        from face_recognition.api import _raw_face_landmarks  # the landmarks face_encodings uses
+        shape = _raw_face_landmarks(rgb, [location], model="small")[0]
+        return np.asarray(dlib.get_face_chip(rgb, shape, size=150, padding=0.25))
+
     def embed_largest(self, rgb: np.ndarray) -> np.ndarray | None:
         locations = self.locate(rgb)
         if not locations:

@@ -6,10 +6,10 @@ Key names are stable so monitoring tools and tools/bench_node.py can read them:
 
     input_rate_hz, processed_rate_hz, dropped_frames (this window), dropped_frames_total,
     skipped_frames_total, frames_received_total, frames_processed_total, annotated_frames_total,
-    latency_<stage>_ms: the stages the core timed (detect, embed, track, total with tracking;
-        detect, align, embed, match, total without) plus queue (subscription callback -> the
-        worker picks the frame), convert (message -> RGB), publish (building and sending
-        ~/faces and ~/events) and receive_to_publish (all of it),
+    latency_<stage>_ms: the stages the core timed (detect, landmarks, embed, track, total with
+        tracking; detect, landmarks, align, embed, match, total without) plus queue
+        (subscription callback -> the worker picks the frame), convert (message -> RGB),
+        publish (building and sending ~/faces and ~/events) and receive_to_publish (all of it),
     window_s (length of this window), image_age_s (seconds since the last image),
     embeddings_per_frame, faces_per_frame, gallery_people, gallery_samples,
     errors_<cause> (running totals, every cause in INPUT_PROBLEMS), errors_total.

@@ -40,6 +40,7 @@ def update_message(state: GalleryState, sender: str, embedding_space: str, dim: 
     msg.sample_born = _buffer(c.born, "q", "<i8")
     msg.sample_enrolled_ms = _buffer(c.enrolled_ms, "q", "<i8")
     msg.sample_origins = _buffer(c.origins, "I", "<u4")
+    msg.sample_aligned = _buffer(c.aligned, "I", "<u4")
     msg.embeddings = _buffer(c.embeddings.ravel(), "f", "<f4")
     msg.op_keys = _buffer(c.op_keys.ravel(), "B", "u1")
     msg.op_versions = _buffer(c.op_versions, "q", "<i8")
@@ -47,6 +48,7 @@ def update_message(state: GalleryState, sender: str, embedding_space: str, dim: 
     msg.op_targets = c.op_targets
     msg.op_at_ms = _buffer(c.op_at_ms, "q", "<i8")
     msg.nodes = c.nodes
+    msg.alignments = c.alignments
     if state.cap is not None:
         msg.has_cap, msg.cap_version = True, state.cap.version
         msg.cap_node, msg.cap_value = state.cap.node, state.cap.value
@@ -66,10 +68,12 @@ def update_state(msg: GalleryUpdate, dim: int) -> GalleryState:
         ids=ids.reshape(samples, SAMPLE_ID_BYTES), versions=_array(msg.sample_versions, "<i8"),
         born=_array(msg.sample_born, "<i8"),
         enrolled_ms=_array(msg.sample_enrolled_ms, "<i8"),
-        origins=_array(msg.sample_origins, "<u4"), embeddings=rows_in(msg.embeddings, dim),
+        origins=_array(msg.sample_origins, "<u4"), aligned=_array(msg.sample_aligned, "<u4"),
+        embeddings=rows_in(msg.embeddings, dim),
         op_keys=keys.reshape(ops, NAME_KEY_BYTES), op_versions=_array(msg.op_versions, "<i8"),
         op_nodes=_array(msg.op_nodes, "<u4"), op_targets=list(msg.op_targets),
-        op_at_ms=_array(msg.op_at_ms, "<i8"), nodes=list(msg.nodes), cap=cap), dim)
+        op_at_ms=_array(msg.op_at_ms, "<i8"), nodes=list(msg.nodes),
+        alignments=list(msg.alignments), cap=cap), dim)
 
 
 def request_message(state: GalleryState, ops_digest: str, sender: str, peer: str,

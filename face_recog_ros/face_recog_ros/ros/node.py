@@ -45,7 +45,6 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter
 
 from ..config import RecognizerConfig
-from ..core.alignment import align_face
 from ..core.detection import FaceDetector
 from ..core.recognizer import FaceRecognizer
 from ..gallery.errors import GalleryError
@@ -128,8 +127,9 @@ class FaceRecognitionNode(LifecycleNode):
             self.get_logger().error(f"cannot configure: {exc}")
             return FAILURE
         self.model_error = ""
-        if recognizer.gallery_warning:
-            self.get_logger().warning(recognizer.gallery_warning)
+        for message in (recognizer.gallery_warning, recognizer.alignment_notice):
+            if message:
+                self.get_logger().warning(message)
         streams: list[StreamRecognizer] = []
         for _ in self.settings["image_topics"]:  # a stranger seen by two cameras is one unknown_n
             streams.append(StreamRecognizer(
@@ -152,9 +152,7 @@ class FaceRecognitionNode(LifecycleNode):
         """Subscribe the cameras and publish."""
         topics = self.settings["image_topics"]
         prefixes = [f"~/{camera_name(t)}/" if self.several_cameras else "~/" for t in topics]
-        template = self.recognizer.template
-        outputs = StandardOutputs(self, self.settings, prefixes,
-                                  lambda rgb, detection: align_face(rgb, detection, template))
+        outputs = StandardOutputs(self, self.settings, prefixes, self.recognizer.chip)
         image_input = ImageInput(self, self.settings, outputs)
         for topic, stream, prefix in zip(topics, self.streams, prefixes):
             image_input.add_camera(topic, stream, prefix)
@@ -283,7 +281,8 @@ class FaceRecognitionNode(LifecycleNode):
             len(recognizer.gallery) if recognizer else 0,
             recognizer.gallery.num_samples if recognizer else 0))
         msg.status.append(status(f"{name}: recognizer", self.get_fully_qualified_name(),
-                                 verdict.level, verdict.message, gallery))
+                                 verdict.level, verdict.message,
+                                 {**gallery, **self._gallery_services.answers()}))
         self._diagnostics_pub.publish(msg)
 
     def _reload_gallery(self) -> None:

@@ -5,7 +5,7 @@ faces this node tracks and whom it recognised.
 - /humans/faces/<id>/roi (hri_msgs/NormalizedRegionOfInterest2D): the box in [0, 1] image
   coordinates, c = detection score (the type libhri and hri_face_detect use in ROS 2).
 - /humans/faces/<id>/cropped and /aligned (sensor_msgs/Image, rgb8): the box cut from the frame,
-  and the chip the embedder saw (aligned to its template); each only while someone subscribes.
+  and the chip the embedder sees (alignment.method's cut); each only while someone subscribes.
 - /humans/candidate_matches (hri_msgs/IdsMatch): face id -> person id (the enrolled name) with
   the similarity as confidence, when a face is named or renamed and once a second after; a match
   with confidence 0 withdraws it when the name changes or the face leaves.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import threading
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -35,27 +36,32 @@ from ..tracking.strangers import UnknownCluster, is_cluster_label
 from .messages import iso_to_time
 
 DEFAULT_LIVE_SAMPLES = 5
-# Requests wait here while one is served; the default depth of 10 silently dropped the 11th.
-SERVICE_QOS = QoSProfile(
-    reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=64
-)
+# Requests wait here while others are served. Any keep-last depth drops the oldest requests of a
+# burst inside DDS, unanswered and unseen (depth 64: 4 clients x 50 calls got 160 answers);
+# keep-all never drops one. The queue stays short because each request is answered at once or
+# refused at once (an enrolment while another runs is refused as busy, not queued).
+SERVICE_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_ALL)
 
 
 def service(func: Callable) -> Callable:
-    """A service callback that answers success=false with the reason instead of raising."""
+    """A service callback that answers success=false with the reason instead of raising, and
+    counts every answer (per service: succeeded / refused) for /diagnostics."""
+    kind = func.__name__.lstrip("_")
+
     @functools.wraps(func)
     def wrapper(self: GalleryServices, request: Any, response: Any) -> Any:
         try:
-            return func(self, request, response)
+            response = func(self, request, response)
         except Unavailable as exc:
             response.success, response.message = False, str(exc)
-            return response
         except Exception as exc:  # a bug or an I/O failure: answer, log, keep serving
             self._node.get_logger().error(
                 f"{func.__name__} failed: {exc}\n{traceback.format_exc()}"
             )
             response.success, response.message = False, f"internal error: {exc}"
-            return response
+        with self._counts_lock:
+            self._counts[f"{kind}_{'succeeded' if response.success else 'refused'}"] += 1
+        return response
     return wrapper
 
 
@@ -73,6 +79,8 @@ class GalleryServices:
         self._node = node
         self._settings = settings
         self._enroll_lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._counts_lock = threading.Lock()
         group = ReentrantCallbackGroup()
         for srv_type, name, handler in ((Enroll, "~/enroll", self._enroll),
                                         (Forget, "~/forget", self._forget),
@@ -81,6 +89,11 @@ class GalleryServices:
             node.create_service(
                 srv_type, name, handler, qos_profile=SERVICE_QOS, callback_group=group
             )
+
+    def answers(self) -> dict[str, float]:
+        """Requests answered since start, per service and outcome: services_<name>_<outcome>."""
+        with self._counts_lock:
+            return {f"services_{key}": float(n) for key, n in sorted(self._counts.items())}
 
     @property
     def recognizer(self) -> FaceRecognizer:

@@ -15,7 +15,7 @@ from enum import Enum
 import cv2
 import numpy as np
 
-from ..core.alignment import face_pose
+from ..core.aligner import FaceGeometry
 from ..core.recognizer import EnrollResult
 from ..types import Detection
 from .options import TrackingOptions
@@ -116,7 +116,7 @@ class LiveEnrolment:
         if self.track is not None:
             self.state, self.message = EnrollState.COLLECTING, "collecting samples"
 
-    def consider(self, detection: Detection, embedding: np.ndarray | None, refused: str,
+    def consider(self, geometry: FaceGeometry, embedding: np.ndarray | None, refused: str,
                  chip: Callable[[], np.ndarray], options: TrackingOptions) -> bool:
         """Take this frame's sample of the face, or count why not; True when all are in.
 
@@ -125,7 +125,7 @@ class LiveEnrolment:
         """
         if embedding is None:
             self.skipped[refused.split(":")[0] or "over the frame's embedding budget"] += 1
-        elif abs(face_pose(detection)[1]) > options.enroll_max_yaw:
+        elif abs(geometry.pose.yaw) > options.enroll_max_yaw_deg:
             self.skipped["turned away"] += 1
         elif sharpness(chip()) < options.enroll_min_sharpness:
             self.skipped["blurred"] += 1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ..options import Options, option
 
@@ -34,12 +35,8 @@ class TrackingOptions(Options):
                                    "settled", low=1, high=1000)
     max_embeddings_per_frame: int = option(2, "Most faces embedded per frame; new and unresolved "
                                            "faces first", low=1, high=100)
-    reembed_yaw_change: float = option(
-        0.25,
-        "Re-embed early when the yaw ratio moved this much since the last embedding",
-        low=0.0,
-        high=10.0,
-    )
+    reembed_yaw_change_deg: float = option(20.0, "Re-embed early when the face turned this many "
+                                           "degrees since its last embedding", low=0.0, high=180.0)
     reembed_scale_change: float = option(
         0.3,
         "Re-embed early when the eye distance changed by this "
@@ -87,15 +84,16 @@ class TrackingOptions(Options):
     enroll_min_sharpness: float = option(25.0, "Live enrolment skips chips blurrier than this "
                                          "(variance of the Laplacian of the aligned grey chip)",
                                          low=0.0, high=100000.0)
-    enroll_max_yaw: float = option(
-        0.35,
-        "Live enrolment skips faces turned further than this "
-        "(yaw ratio; stricter than recognition.max_yaw)",
-        low=0.0,
-        high=10.0,
-    )
+    enroll_max_yaw_deg: float = option(30.0, "Live enrolment skips faces turned further than this "
+                                       "many degrees (stricter than recognition.max_yaw_deg)",
+                                       low=0.0, high=90.0)
     enroll_timeout: float = option(30.0, "Seconds a live enrolment may take before it fails",
                                    low=1.0, high=3600.0)
+
+    renamed: ClassVar[dict[str, str]] = {
+        "reembed_yaw_change": "reembed_yaw_change_deg (degrees; 0.25 was about 20)",
+        "enroll_max_yaw": "enroll_max_yaw_deg (degrees; 0.35 was about 30)",
+    }
 
     def check(self) -> None:
         check_evidence(self.evidence_window, self.min_evidence, prefix="tracking.")

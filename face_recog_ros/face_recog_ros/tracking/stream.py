@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.alignment import align_face, face_pose
+from ..core.aligner import FaceGeometry
 from ..core.recognizer import EnrollResult, FaceRecognizer
 from ..gallery.model import NameTaken
 from ..gallery.names import validate_name
@@ -37,9 +37,7 @@ class StreamResult:
     faces: list[Face]  # faces of confirmed tracks in view, with track_id and temporal label
     events: list[FaceEvent]
     embedded: int  # faces embedded in this frame
-    detected: (
-        bool  # False when the detector was skipped (detect_interval) and tracks were predicted
-    )
+    detected: bool  # False when the detector was skipped (detect_interval): tracks predicted
     timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage
 
 
@@ -47,7 +45,8 @@ class StreamResult:
 class _TrackInfo:
     identity: TemporalLabel
     last_embedded: int = -(10 ** 9)  # frame number
-    pose: tuple[float, float] | None = None  # (eye distance, yaw) at the last embedding
+    geometry: FaceGeometry | None = None  # landmarks and pose at the last detection
+    embedded_pose: tuple[float, float] | None = None  # (eye distance, yaw) at the last embedding
 
 
 class StreamRecognizer:
@@ -92,7 +91,7 @@ class StreamRecognizer:
             detected = self._frame % self.options.detect_interval == 0
             confirmed: list[Track] = []
             embedded: dict[Track, np.ndarray] = {}
-            t_detect = t_embed = 0.0
+            t_detect = t_landmarks = t_embed = 0.0
             if detected:
                 detections = self.recognizer.detect(rgb)
                 t_detect = time.perf_counter() - t0
@@ -103,11 +102,18 @@ class StreamRecognizer:
                 self._infos = {
                     t: self._infos.get(t) or self._new_info() for t in self.tracker.tracks
                 }
+                t1 = time.perf_counter()
+                # Landmarks of every face on detection frames: their quality is published every
+                # frame, and predicted frames keep the last one (a shift does not change a pose).
+                for (track, _), geometry in zip(pairs, self.recognizer.geometry(rgb, detections)):
+                    self._infos[track].geometry = geometry
+                t_landmarks = time.perf_counter() - t1
             else:
                 pairs = [(t, t.predicted_detection(stamp)) for t in self.tracker.visible()]
             # Why each face cannot be embedded ('' = it can): judged once per face and frame.
+            geometries = [self._infos[t].geometry for t, _ in pairs]
             refused = dict(zip((t for t, _ in pairs),
-                               self.recognizer.quality_problems([d for _, d in pairs])))
+                               self.recognizer.quality_problems(geometries)))
             if detected:
                 self._follow_enrollment(pairs, stamp)
                 t1 = time.perf_counter()
@@ -124,8 +130,8 @@ class StreamRecognizer:
             self._frame += 1
             total = time.perf_counter() - t0
             return StreamResult(faces, events, len(embedded), detected, {
-                "detect": t_detect * 1e3, "embed": t_embed * 1e3,
-                "track": (total - t_detect - t_embed) * 1e3, "total": total * 1e3})
+                "detect": t_detect * 1e3, "landmarks": t_landmarks * 1e3, "embed": t_embed * 1e3,
+                "track": (total - t_detect - t_landmarks - t_embed) * 1e3, "total": total * 1e3})
 
     def reset(self, stamp: float) -> list[FaceEvent]:
         """Forget every track (e.g. the camera moved to another scene); LEFT for each confirmed
@@ -158,7 +164,7 @@ class StreamRecognizer:
             elif not info.identity.decided:
                 priority = 1
             elif (self._frame - info.last_embedded >= o.reembed_interval
-                  or self._pose_changed(info, detection)):
+                  or self._pose_changed(info)):
                 priority = 2
             else:
                 continue
@@ -168,22 +174,23 @@ class StreamRecognizer:
         if not chosen:
             return {}
         embeddings, _ = self.recognizer.embed(
-            rgb, [w[4] for w in chosen], reasons=[""] * len(chosen)
-        )
+            rgb, [w[4] for w in chosen], [self._infos[w[3]].geometry for w in chosen],
+            reasons=[""] * len(chosen))
         out = {}
-        for (_, _, _, track, detection), embedding in zip(chosen, embeddings):
+        for (_, _, _, track, _), embedding in zip(chosen, embeddings):
             out[track] = embedding
             info = self._infos[track]
-            info.last_embedded, info.pose = self._frame, face_pose(detection)
+            info.last_embedded = self._frame
+            info.embedded_pose = (info.geometry.eye_distance, info.geometry.pose.yaw)
         return out
 
-    def _pose_changed(self, info: _TrackInfo, detection: Detection) -> bool:
-        if info.pose is None:
+    def _pose_changed(self, info: _TrackInfo) -> bool:
+        if info.embedded_pose is None:
             return True
-        eye, yaw = face_pose(detection)
-        last_eye, last_yaw = info.pose
-        return (abs(yaw - last_yaw) > self.options.reembed_yaw_change
-                or abs(eye / max(last_eye, 1e-6) - 1.0) > self.options.reembed_scale_change)
+        last_eye, last_yaw = info.embedded_pose
+        return (abs(info.geometry.pose.yaw - last_yaw) > self.options.reembed_yaw_change_deg
+                or abs(info.geometry.eye_distance / max(last_eye, 1e-6) - 1.0)
+                > self.options.reembed_scale_change)
 
     def _update_identities(self, embedded: dict[Track, np.ndarray], stamp: float) -> None:
         snapshot = self.recognizer.gallery.snapshot()
@@ -227,17 +234,9 @@ class StreamRecognizer:
     def _face(self, track: Track, detection: Detection, is_new: bool, embedding: np.ndarray | None,
               refused: str) -> Face:
         identity = self._infos[track].identity
-        return Face(
-            detection=detection,
-            label=identity.label,
-            similarity=identity.similarity,
-            candidate=identity.candidate,
-            margin=identity.candidate_margin,
-            track_id=track.id,
-            is_new_track=is_new,
-            rejected=refused,
-            embedding=embedding,
-        )
+        return Face(detection=detection, label=identity.label, similarity=identity.similarity,
+                    candidate=identity.candidate, margin=identity.candidate_margin,
+                    track_id=track.id, is_new_track=is_new, rejected=refused, embedding=embedding)
 
     # --- live enrolment -------------------------------------------------------------------
     def start_enrollment(self, name: str, num_samples: int, track_id: int = -1,
@@ -272,11 +271,8 @@ class StreamRecognizer:
 
     def enrollment_status(self) -> EnrollmentStatus:
         with self._lock:
-            return (
-                self._enrollment.status()
-                if self._enrollment
-                else EnrollmentStatus(EnrollState.IDLE)
-            )
+            return self._enrollment.status() if self._enrollment else EnrollmentStatus(
+                EnrollState.IDLE)
 
     def cancel_enrollment(
         self, message: str = "cancelled; nothing was enrolled"
@@ -324,9 +320,10 @@ class StreamRecognizer:
         detection = next((d for t, d in pairs if t is track), None)
         if detection is None:
             return  # not seen in this frame
+        geometry = self._infos[track].geometry
         complete = self._enrollment.consider(
-            detection, embedded.get(track), refused[track],
-            lambda: align_face(rgb, detection, self.recognizer.template), self.options)
+            geometry, embedded.get(track), refused[track],
+            lambda: self.recognizer.aligner.chip(rgb, detection, geometry), self.options)
         if complete:
             self._commit_enrollment()
 
