@@ -32,7 +32,7 @@ from face_recog_ros.gallery.model import Gallery
 from face_recog_ros.gallery.store import load_gallery, save_gallery
 from face_recog_ros.io import samples
 from face_recog_ros.ros.conversion import rgb_to_image
-from face_recog_ros.ros.gallery_sync import LATEST_QOS, topic_prefix
+from face_recog_ros.ros.gallery_sync import LATEST_READER_QOS, topic_prefix
 from soak_node import DIM, SPACE, CallTimeout, NodeProcess
 
 CAMERA = "/fleet_camera/image"
@@ -86,7 +86,7 @@ class Probe:
         self.clients: dict[tuple[int, type], Any] = {}
         self.camera = self.node.create_publisher(Image, CAMERA, CAMERA_QOS)
         self.node.create_subscription(GalleryDigest, f"{topic_prefix(group)}/digests",
-                                      self._digest, LATEST_QOS)
+                                      self._digest, LATEST_READER_QOS)
         for i in range(robots):
             self.add_robot(i)
         self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.duration import Duration
 from rclpy.event_handler import PublisherEventCallbacks
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -48,6 +49,7 @@ UPDATES_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL,
                          history=HistoryPolicy.KEEP_LAST, depth=UPDATES_DEPTH)
 RETIRE_WITHIN = 5.0  # seconds a writer holding a forgotten person may live on (see _retire)
+NO_WAIT = Duration(seconds=0)
 # Deep enough for every chunk of a large answer to be queued while readers catch up.
 ANSWERS_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE,
                          history=HistoryPolicy.KEEP_LAST, depth=1000)
@@ -57,6 +59,12 @@ ANSWERS_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE,
 LATEST_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.TRANSIENT_LOCAL,
                         history=HistoryPolicy.KEEP_LAST, depth=1)
+# Their readers keep more: one history serves every peer's writer, and with depth 1 a digest
+# arriving with another peer's would replace it before it is taken (seen as a digest a period
+# late, 1-2 s convergence tails in tools/sync_fleet.py).
+LATEST_READER_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE,
+                               durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                               history=HistoryPolicy.KEEP_LAST, depth=256)
 
 
 def topic_prefix(group: str) -> str:
@@ -107,8 +115,8 @@ class GallerySync:
                                      callback_group=group_cb)
             for kind, topic, qos in ((GalleryUpdate, "updates", UPDATES_QOS),
                                      (GalleryUpdate, "answers", ANSWERS_QOS),
-                                     (GalleryDigest, "digests", LATEST_QOS),
-                                     (GallerySyncRequest, "requests", LATEST_QOS))]
+                                     (GalleryDigest, "digests", LATEST_READER_QOS),
+                                     (GallerySyncRequest, "requests", LATEST_READER_QOS))]
         self._told = 0  # the gallery's change sequence already published
         self._forgets = gallery.forgets
         self._retiring: float | None = None  # the writer must go by then (after a forget)
@@ -250,11 +258,14 @@ class GallerySync:
 
     def _retire(self, now: float) -> None:
         """Destroy the writer whose history a forget made stale once every peer has matched the
-        spare (or after RETIRE_WITHIN, for peers that went away), so no change is published
-        into the void; the spare takes over and a new spare starts its discovery."""
-        if self._retiring is None or (
-                now < self._retiring and self._spare_pub.get_subscription_count()
-                < self._updates_pub.get_subscription_count()):
+        spare and acknowledged everything the writer sent (the forget among it; a writer
+        destroyed earlier takes unacknowledged samples with it, and the peers would wait for
+        the digests to repair that), or after RETIRE_WITHIN, for peers that went away. The
+        spare takes over and a new spare starts its discovery."""
+        if self._retiring is None or (now < self._retiring and (
+                self._spare_pub.get_subscription_count()
+                < self._updates_pub.get_subscription_count()
+                or not self._updates_pub.wait_for_all_acked(NO_WAIT))):
             return
         self._node.destroy_publisher(self._updates_pub)
         self._updates_pub, self._spare_pub = self._spare_pub, self._updates_publisher()
