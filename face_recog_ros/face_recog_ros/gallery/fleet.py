@@ -19,7 +19,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .replica import GalleryState, NameOp, Person
+from .replica import GalleryState, NameOp, Person, hash_ops
 
 # Bytes of people per chunk. Each chunk is one DDS sample: the RTPS layer fragments it (64 KB
 # UDP datagrams, the shared-memory transport's segment), and a reliable writer repeats only the
@@ -31,10 +31,7 @@ _SAMPLE_OVERHEAD = 64  # bytes of register per sample besides the embedding
 
 def ops_digest(ops: Mapping[bytes, tuple[NameOp, ...]]) -> str:
     h = hashlib.sha256()
-    for key in sorted(ops):
-        h.update(key)
-        for op in ops[key]:
-            h.update(f"{op.version}\0{op.node}\0{op.target}\0{op.at_ms}\0".encode())
+    hash_ops(h, ops)
     return h.hexdigest()
 
 

@@ -34,6 +34,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from typing import Any
 
 import numpy as np
 
@@ -271,8 +272,13 @@ def gallery_digest(embedding_space: str, dim: int, people: Mapping[str, Person],
     h.update(f"{embedding_space}\0{dim}\0{cap.value}\0{cap.version}\0{cap.node}\0".encode())
     for name in sorted(people):
         h.update(people[name].digest)
+    hash_ops(h, ops)
+    return h.hexdigest()
+
+
+def hash_ops(h: Any, ops: Mapping[bytes, tuple[NameOp, ...]]) -> None:
+    """Feed every operation (key order) to the hash ``h`` (hashlib's interface)."""
     for key in sorted(ops):
         h.update(key)
         for op in ops[key]:
             h.update(f"{op.version}\0{op.node}\0{op.target}\0{op.at_ms}\0".encode())
-    return h.hexdigest()
