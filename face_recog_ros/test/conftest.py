@@ -32,6 +32,12 @@ def load_tool(name: str) -> ModuleType:
     return module
 
 
+def ros_domain() -> int:
+    """The ROS domain for a test's nodes: ROS_DOMAIN_ID when set (each worktree runs in its
+    own, so parallel runs cannot meet), else a random one."""
+    return load_tool("soak_node").run_domain()
+
+
 def count_frames(path) -> int:
     """Frames OpenCV decodes from a video file (the written output, read back independently)."""
     capture = cv2.VideoCapture(str(path))

@@ -1,7 +1,6 @@
 """camera_publisher over a real rclpy graph, reading a video file made from the sample sequence."""
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import rclpy
+from conftest import ros_domain
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -56,7 +56,7 @@ class Graph:
     def __init__(self, parameters: dict, cli_args: list[str] | None = None, topic: str = "image",
                  msg_type: type = Image) -> None:
         self.context = Context()
-        rclpy.init(context=self.context, domain_id=random.randint(1, 101))
+        rclpy.init(context=self.context, domain_id=ros_domain())
         self.camera = CameraPublisher(
             context=self.context, cli_args=cli_args,
             parameter_overrides=[Parameter(k, value=v) for k, v in parameters.items()])

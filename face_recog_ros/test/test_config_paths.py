@@ -8,7 +8,6 @@ and the node's set-up, and the gallery cap is checked by what reaches the galler
 from __future__ import annotations
 
 import dataclasses
-import random
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 import rclpy
 import yaml
+from conftest import ros_domain
 from rclpy.context import Context
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
@@ -73,7 +73,7 @@ def start_node(context: Context, params: Path, **overrides: Any) -> FaceRecognit
 @pytest.fixture
 def context() -> Iterator[Context]:
     context = Context()
-    rclpy.init(context=context, domain_id=random.randint(1, 101))
+    rclpy.init(context=context, domain_id=ros_domain())
     yield context
     rclpy.shutdown(context=context)
 

@@ -1,11 +1,11 @@
 """face_recog_demo end to end: the real node, real models, the real services and topics."""
 from __future__ import annotations
 
-import random
 import re
 
 import cv2
 import pytest
+from conftest import ros_domain
 
 from face_recog_ros.ros import demo
 
@@ -16,7 +16,7 @@ LINE = re.compile(r"^\s*[\d.]+s\s+frame\s+(\d+)\s+(\w+): (.*)$")
 @pytest.fixture(autouse=True)
 def private_domain(monkeypatch: pytest.MonkeyPatch) -> None:
     """The demo uses the user's ROS domain; tests get their own so parallel runs cannot meet."""
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(random.randint(1, 101)))
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(ros_domain()))
 
 
 def printed(text: str) -> list[tuple[int, str, str]]:

@@ -1,7 +1,6 @@
 """face_recog_interfaces over a real rclpy graph: topics between two nodes, every service type."""
 from __future__ import annotations
 
-import random
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -11,6 +10,7 @@ import pytest
 import rclpy
 from ament_index_python.packages import get_package_share_directory
 from builtin_interfaces.msg import Time
+from conftest import ros_domain
 from geometry_msgs.msg import Point32
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
@@ -29,7 +29,7 @@ class Graph:
     def __init__(self) -> None:
         self.context = Context()
         # Domain ids 1..101 are valid with the default port mapping on every platform.
-        rclpy.init(context=self.context, domain_id=random.randint(1, 101))
+        rclpy.init(context=self.context, domain_id=ros_domain())
         self.a = Node("iface_test_a", context=self.context)
         self.b = Node("iface_test_b", context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)

@@ -7,7 +7,6 @@ increase across tests, so the node's trackers see one continuous stream.
 """
 from __future__ import annotations
 
-import random
 import struct
 import threading
 import time
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 import rclpy
 from builtin_interfaces.msg import Time
+from conftest import ros_domain
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.executors import MultiThreadedExecutor
@@ -58,7 +58,7 @@ class Graph:
 
     def __init__(self, tmp: Path) -> None:
         self.context = Context()
-        rclpy.init(context=self.context, domain_id=random.randint(1, 101))
+        rclpy.init(context=self.context, domain_id=ros_domain())
         self.main = FaceRecognitionNode(context=self.context, parameter_overrides=[
             Parameter("gallery.path", value=str(tmp / "main" / "gallery.npz")),
             Parameter("diagnostics_period", value=0.3),

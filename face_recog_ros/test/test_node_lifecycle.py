@@ -6,7 +6,6 @@ One node per test, in a private context and domain, with a probe node that drive
 """
 from __future__ import annotations
 
-import random
 import threading
 import time
 import uuid
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 import rclpy
 from builtin_interfaces.msg import Time
+from conftest import ros_domain
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
@@ -52,7 +52,7 @@ class Graph:
 
     def __init__(self, *params: Parameter) -> None:
         self.context = Context()
-        rclpy.init(context=self.context, domain_id=random.randint(1, 101))
+        rclpy.init(context=self.context, domain_id=ros_domain())
         self.node = FaceRecognitionNode(context=self.context, parameter_overrides=[
             Parameter("gallery.path", value=""), Parameter("diagnostics_period", value=0.2),
             *params])
@@ -185,7 +185,7 @@ def test_a_failed_configure_is_an_error_in_diagnostics_and_the_node_stays_up():
 
 def test_autostart_failure_raises_with_the_reason():
     context = Context()
-    rclpy.init(context=context, domain_id=random.randint(1, 101))
+    rclpy.init(context=context, domain_id=ros_domain())
     try:
         with pytest.raises(RuntimeError, match="configuring failed"):
             FaceRecognitionNode(context=context, parameter_overrides=[

@@ -4,7 +4,6 @@ parameters."""
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import rclpy
+from conftest import ros_domain
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -64,7 +64,7 @@ def start(params: str, tmp_path: Path, domain: int, *extra: str) -> subprocess.P
 
 @pytest.fixture
 def domain() -> Iterator[int]:
-    yield random.randint(1, 101)
+    yield ros_domain()
 
 
 def test_params_file_remapping_and_clean_shutdown(tmp_path, domain):

@@ -7,7 +7,6 @@ Rates and latencies are benchmarks (tools/bench_node.py); these tests check the 
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import rclpy
+from conftest import ros_domain
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 from rclpy.context import Context
@@ -103,7 +103,7 @@ class Camera:
 
 @pytest.fixture(scope="module")
 def domain() -> int:
-    return random.randint(1, 101)
+    return ros_domain()
 
 
 @pytest.fixture(scope="module")
