@@ -48,7 +48,8 @@ def apply(galleries: list[Gallery], ops: list[tuple], rng: np.random.Generator) 
     for kind, who, name, other, count, peer in ops:
         g = galleries[who]
         if kind in ("add", "overwrite"):
-            g.add(name, unit(rng, count), overwrite=kind == "overwrite")
+            g.add(name, unit(rng, count), overwrite=kind == "overwrite",
+                  alignment=("keypoints", "landmarks")[peer % 2])
         elif kind == "forget" and name in g:
             g.remove(name)
         elif kind in ("rename", "merge") and name in g and (other not in g or kind == "merge"):
