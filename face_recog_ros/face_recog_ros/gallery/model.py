@@ -23,6 +23,7 @@ from .options import DEFAULT_MAX_SAMPLES_PER_PERSON
 from .replica import (UNLIMITED, Cap, Clock, GalleryState, NameOp, Person, Sample,
                       default_node_id, gallery_digest, ms_to_iso, new_sample_ids, now_ms,
                       unit_rows)
+from .snapshot import Snapshot, build_snapshot
 
 
 class UnknownPerson(KeyError):
@@ -45,22 +46,6 @@ class PersonInfo:
     enrolled_by: str = ""  # node id that enrolled the earliest sample kept
     updated_by: str = ""  # node id that enrolled the newest sample
     alignment: str = ""  # how the samples' faces were aligned ("" = not recorded, or "mixed")
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """A consistent, read-only view for matching; rows of ``matrix`` are grouped by person.
-
-    ``starts[p]`` is the first row of person ``p`` (what ``np.maximum.reduceat`` needs), and
-    ``owners[r]`` the person of row ``r``. Taken under the gallery lock, so a concurrent
-    enrol/forget cannot make names and rows disagree.
-    """
-
-    names: tuple[str, ...]
-    matrix: np.ndarray  # (M, D) float32, C-contiguous, read-only
-    owners: np.ndarray  # (M,) intp, read-only
-    starts: np.ndarray  # (P,) intp, read-only
-    generation: int  # increments on every change of the gallery
 
 
 @dataclass(frozen=True)
@@ -202,7 +187,8 @@ class Gallery:
         """Cached consistent view; rebuilt only after a change."""
         with self._lock:
             if self._snapshot is None or self._snapshot.generation != self._generation:
-                self._snapshot = self._build_snapshot()
+                self._snapshot = build_snapshot(
+                    [self._c.people[n] for n in self._c.names], self.dim, self._generation)
             return self._snapshot
 
     def matrix(self) -> np.ndarray:
@@ -212,21 +198,6 @@ class Gallery:
     def owners(self) -> np.ndarray:
         """(M,) person index of each row of :meth:`matrix`; read-only, cached."""
         return self.snapshot().owners
-
-    def _build_snapshot(self) -> Snapshot:
-        people = [self._c.people[n] for n in self._c.names]
-        counts = np.fromiter((len(p.samples) for p in people), dtype=np.intp, count=len(people))
-        if counts.size:
-            matrix = np.ascontiguousarray(np.concatenate([p.embeddings for p in people]))
-        else:
-            matrix = np.zeros((0, self.dim), dtype=np.float32)
-        owners = np.repeat(np.arange(counts.size, dtype=np.intp), counts)
-        starts = np.zeros(counts.size, dtype=np.intp)
-        if counts.size:
-            np.cumsum(counts[:-1], out=starts[1:])
-        for a in (matrix, owners, starts):
-            a.flags.writeable = False
-        return Snapshot(tuple(self._c.names), matrix, owners, starts, self._generation)
 
     # --------------------------------------------------------------- mutations
     def add(self, name: str, embeddings: np.ndarray, *, overwrite: bool = False,
