@@ -33,8 +33,9 @@ def load_tool(name: str) -> ModuleType:
 
 
 def ros_domain() -> int:
-    """The ROS domain for a test's nodes: ROS_DOMAIN_ID when set, else a random one."""
-    return load_tool("soak_node").random_domain()
+    """The ROS domain for a test's nodes: ROS_DOMAIN_ID when set (each worktree runs in its
+    own, so parallel runs cannot meet), else a random one."""
+    return load_tool("soak_node").run_domain()
 
 
 def count_frames(path) -> int:

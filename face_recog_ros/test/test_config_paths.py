@@ -20,6 +20,7 @@ import pytest
 from conftest import ros_domain
 import rclpy
 import yaml
+from conftest import ros_domain
 from rclpy.context import Context
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
@@ -84,6 +85,7 @@ def test_every_option_of_a_params_file_reaches_the_recognizer_through_cli_and_no
     strings = {
         "embedder.model": "dlib_resnet_v1_float32",
         "gallery.path": str(tmp_path / "gallery.npz"),
+        "gallery.sync_group": "config_paths_test",
     }
     changed = {name: other_value(name, value, f, strings)
                for name, value, f in iter_options(RecognizerConfig())}

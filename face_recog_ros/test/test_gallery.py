@@ -19,14 +19,9 @@ import pytest
 
 from face_recog_ros.gallery.model import Gallery, NameTaken, UnknownPerson
 from face_recog_ros.gallery.names import InvalidName, validate_name
-from face_recog_ros.gallery.file_format import (
-    FORMAT_VERSION,
-    GalleryCorrupt,
-    GalleryError,
-    GalleryMismatch,
-    GalleryNotRegular,
-    GalleryVersionError,
-)
+from face_recog_ros.gallery.errors import (GalleryCorrupt, GalleryError, GalleryMismatch,
+                                           GalleryNotRegular, GalleryVersionError)
+from face_recog_ros.gallery.file_format import FORMAT_VERSION
 from face_recog_ros.gallery.store import GalleryNotSaved, GalleryStore, load_gallery, save_gallery
 
 DIM = 128
@@ -467,27 +462,24 @@ def test_writers_apply_changes_to_one_person_in_order(
 def test_merge_resolves_changes_made_on_both_sides(rng: np.random.Generator) -> None:
     """What a reader with unsaved changes (or a filesystem without locks) meets: nothing
     acknowledged is dropped. Enrolments of one name on both sides keep every sample; an enrolment
-    beats a forget.
+    made after a forget (in time) survives it, and a forget made after an enrolment removes it.
     """
     base = filled(rng)
-    theirs, ours = Gallery(SPACE, DIM), Gallery(SPACE, DIM)
+    theirs, ours = Gallery(SPACE, DIM, node_id="theirs"), Gallery(SPACE, DIM, node_id="ours")
     for g in (theirs, ours):
-        g.load_records(base.records(), base.created_at, base.updated_at)
-    revs = {n: p.rev for n, p in base.records().items()}
+        g.join(base.state())
     theirs.add("Alice", unit(rng, 1))  # both enrol Alice
     ours.add("Alice", unit(rng, 2))
-    theirs.remove("Bob")  # they forget Bob, we enrol more of him
+    theirs.remove("Bob")  # they forget Bob, then we enrol more of him
     ours.add("Bob", unit(rng, 1))
-    ours.remove("José")  # we forget José, they leave him alone
+    ours.add("José", unit(rng, 1))  # we enrol more of José, then they forget him
+    theirs.remove("José")
     theirs.add("Zoe", unit(rng, 1))  # they enrol someone new
-    assert ours.merge(
-        revs, theirs.records(), created_at=theirs.created_at, updated_at=theirs.updated_at
-    )
+    assert ours.join(theirs.state())
     counts = {p.name: p.samples for p in ours.people()}
-    assert counts == {"Alice": 6, "Bob": 2, "Zoe": 1}
-    assert not ours.merge(
-        revs, ours.records(), created_at=ours.created_at, updated_at=ours.updated_at
-    )
+    assert counts == {"Alice": 6, "Bob": 1, "Zoe": 1}
+    assert not ours.join(ours.state()) and not ours.join(theirs.state())
+    assert theirs.join(ours.state()) and theirs.digest() == ours.digest()
 
 
 def test_failed_save_undoes_the_change(tmp_path: Path, rng: np.random.Generator) -> None:
@@ -540,7 +532,7 @@ _WRITER = textwrap.dedent(
     while True:
         g = Gallery("crash-model", 128)
         for k in range(150):
-            g.add(f"p{k}", np.random.default_rng(k).normal(size=(20, 128)))
+            g.add(f"p{k:03d}", np.random.default_rng(k).normal(size=(20, 128)))
             save_gallery(g, path)
             if k == 0:
                 print("ready", flush=True)
@@ -551,7 +543,7 @@ _WRITER = textwrap.dedent(
 def _expected_versions() -> np.ndarray:
     g = Gallery("crash-model", 128)
     for k in range(150):
-        g.add(f"p{k}", np.random.default_rng(k).normal(size=(20, 128)))
+        g.add(f"p{k:03d}", np.random.default_rng(k).normal(size=(20, 128)))
     return g.matrix()
 
 
@@ -578,7 +570,7 @@ def test_sigkill_during_save_never_leaves_a_partial_file(tmp_path: Path) -> None
         kills_mid_save += len(leftovers)
         g = load_gallery(path, "crash-model", 128)  # must be complete, whatever the timing
         n = len(g)
-        assert 1 <= n <= 150 and g.names() == [f"p{k}" for k in range(n)]
+        assert 1 <= n <= 150 and g.names() == [f"p{k:03d}" for k in range(n)]
         assert g.matrix().tobytes() == expected[: 20 * n].tobytes()
         reopened, warning = GalleryStore(path).open("crash-model", 128)
         assert warning is None and len(reopened) == n
@@ -606,7 +598,7 @@ def test_alignment_is_recorded_per_person(tmp_path: Path, rng: np.random.Generat
 def test_galleries_saved_before_alignment_was_recorded_still_load(
         tmp_path: Path, rng: np.random.Generator) -> None:
     path = tmp_path / "old.npz"
-    _write_npz(path, _meta(), unit(rng, 2), np.zeros(2, np.int32))  # no "alignment" key
+    _write_npz(path, _meta(version=1), unit(rng, 2), np.zeros(2, np.int32))  # no "alignment"
     gallery = load_gallery(path, SPACE, DIM)
     assert gallery.people()[0].alignment == ""
     assert gallery.aligned_otherwise("landmarks") == ["Alice"]

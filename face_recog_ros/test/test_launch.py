@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ros_domain
 
 PKG = Path(__file__).resolve().parents[1]
 LAUNCH = PKG / "launch"
@@ -340,7 +341,7 @@ def test_the_fastdds_profile_loads_in_a_ros_process(tmp_path) -> None:
         "print('received', len(got))\n")
     env = dict(os.environ, FASTDDS_DEFAULT_PROFILES_FILE=str(PKG / "config" /
                                                              "fastdds_large_frames.xml"),
-               ROS_DOMAIN_ID=str(os.getpid() % 100 + 1))
+               ROS_DOMAIN_ID=str(ros_domain()))
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr

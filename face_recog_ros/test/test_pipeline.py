@@ -8,7 +8,7 @@ import pytest
 from face_recog_ros.io import samples
 from face_recog_ros.config import RecognizerConfig
 from face_recog_ros.gallery.model import Gallery
-from face_recog_ros.gallery.file_format import GalleryMismatch
+from face_recog_ros.gallery.errors import GalleryMismatch
 from face_recog_ros.gallery.store import load_gallery, save_gallery
 from face_recog_ros.core.recognizer import EnrollError, FaceRecognizer
 from face_recog_ros.types import UNKNOWN

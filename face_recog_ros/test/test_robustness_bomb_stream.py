@@ -24,7 +24,7 @@ RATE_HZ, SECONDS, RSS_LIMIT_MB = 20.0, 10.0, 600.0
 
 
 def test_node_memory_stays_flat_under_a_stream_of_bombs(tmp_path: Path) -> None:
-    domain = soak_node.random_domain()
+    domain = soak_node.run_domain()
     node = soak_node.NodeProcess(tmp_path, tmp_path / "gallery.npz", domain,
                                  use_compressed="true", image_reliability="reliable",
                                  publish_annotated="false", diagnostics_period=0.5)

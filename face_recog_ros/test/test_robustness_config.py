@@ -18,7 +18,7 @@ NODE = [sys.executable, "-m", "face_recog_ros.ros.node", "--ros-args", "-p", "au
 
 def start(tmp_path: Path, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
     """Run the node until it exits (a refusal), or stop it after `timeout` (it started)."""
-    env = soak_node.ros_env(soak_node.random_domain())
+    env = soak_node.ros_env(soak_node.run_domain())
     try:
         return subprocess.run([*NODE, "-p", f"gallery.path:={tmp_path / 'g.npz'}", *args],
                               cwd=tmp_path, env=env, capture_output=True, text=True,

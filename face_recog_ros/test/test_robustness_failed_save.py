@@ -100,7 +100,7 @@ def listed(client) -> list[str]:
 
 @pytest.mark.parametrize("folder", ["read_only", "full"], indirect=True)
 def test_failed_saves_are_refused_and_undone(tmp_path: Path, folder: Folder) -> None:
-    domain = soak_node.random_domain()
+    domain = soak_node.run_domain()
     node = soak_node.NodeProcess(tmp_path, folder.path / "gallery.npz", domain,
                                  command_prefix=folder.prefix(), publish_annotated="false")
     folder.pid = node.pid

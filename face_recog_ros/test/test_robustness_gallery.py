@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from face_recog_ros.gallery.model import Gallery
 from face_recog_ros.gallery.names import validate_name
-from face_recog_ros.gallery.file_format import FORMAT_VERSION, GalleryCorrupt, GalleryError
+from face_recog_ros.gallery.errors import GalleryCorrupt, GalleryError
+from face_recog_ros.gallery.file_format import FORMAT_VERSION
 from face_recog_ros.gallery.store import GalleryStore, load_gallery, save_gallery
 
 SPACE = "fuzz-model"
@@ -38,6 +39,11 @@ def valid_gallery() -> Gallery:
     g.add("Alice", rng.normal(size=(2, DIM)))
     g.add("Bob", rng.normal(size=(1, DIM)))
     g.add("José", rng.normal(size=(3, DIM)))
+    g.add("Zed", rng.normal(size=(1, DIM)))  # name operations, so the fuzz reaches them too
+    g.remove("Zed")
+    g.add("Ann", rng.normal(size=(1, DIM)))
+    g.rename("Ann", "Annie")
+    g.remove("Annie")
     return g
 
 
@@ -82,13 +88,13 @@ def archive(members: dict[str, bytes] | list[tuple[str, bytes]],
     return buf.getvalue()
 
 
-def gallery_file(
-    meta: dict | bytes, embeddings: np.ndarray, owners: np.ndarray, **extra: bytes
-) -> bytes:
+def gallery_file(meta: dict | bytes, good_parts: dict[str, np.ndarray], **arrays: np.ndarray
+                 ) -> bytes:
+    """A file with ``meta`` and the good file's arrays, ``arrays`` replacing some of them."""
     raw = meta if isinstance(meta, bytes) else json.dumps(meta).encode()
-    members = {"meta.npy": npy(np.frombuffer(raw, np.uint8)), "embeddings.npy": npy(embeddings),
-               "owners.npy": npy(owners)}
-    members.update(extra)
+    members = {f"{k}.npy": npy(v) for k, v in good_parts.items() if k != "meta"}
+    members["meta.npy"] = npy(np.frombuffer(raw, np.uint8))
+    members.update({f"{k}.npy": npy(v) for k, v in arrays.items()})
     return archive(members)
 
 
@@ -227,7 +233,7 @@ def test_swapped_missing_and_foreign_members(
     load_bytes(workdir, archive([("meta.npy", meta), ("embeddings.npy", emb), ("owners.npy", own),
                                  ("embeddings.npy", own)]))
     # Unknown extra members are ignored, not read (even a header claiming terabytes).
-    extra = archive({"meta.npy": meta, "embeddings.npy": emb, "owners.npy": own,
+    extra = archive({**{f"{k}.npy": npy(v) for k, v in good_parts.items()},
                      "huge.npy": npy_header((10**12, 10**3))})
     loaded = load_bytes(workdir, extra)
     assert loaded is not None and loaded.names() == ["Alice", "Bob", "José"]
@@ -240,9 +246,27 @@ def test_inconsistent_owners(workdir: Path, good_parts: dict[str, np.ndarray], o
                              dtype: type) -> None:
     meta = good_parts["meta"].tobytes()
     array = np.array(owners).astype(dtype)
-    gallery = load_bytes(workdir, gallery_file(meta, good_parts["embeddings"], array))
+    gallery = load_bytes(workdir, gallery_file(meta, good_parts, owners=array))
     if gallery is not None:  # only the true grouping (2, 1, 3 rows) can agree with the metadata
         assert sorted(array.tolist()) == [0, 0, 1, 2, 2, 2]
+
+
+REGISTERS = ["sample_ids", "sample_versions", "sample_born", "sample_enrolled_ms",
+             "sample_origins"]
+
+
+@FUZZ
+@given(member=st.sampled_from(REGISTERS),
+       values=st.lists(st.integers(-2**63, 2**63 - 1), min_size=0, max_size=100),
+       dtype=st.sampled_from([np.uint8, np.int32, np.int64, np.uint64, np.float64]),
+       rows=st.sampled_from([None, 6, 5, 7]))
+def test_inconsistent_registers(workdir: Path, good_parts: dict[str, np.ndarray], member: str,
+                                values: list[int], dtype: type, rows: int | None) -> None:
+    """Each sample's register (id, versions, time, origin): any values, types and shapes."""
+    array = np.array(values, dtype=np.int64).astype(dtype)
+    if rows and array.size >= rows:
+        array = array[: array.size - array.size % rows].reshape(rows, -1)
+    load_bytes(workdir, gallery_file(good_parts["meta"].tobytes(), good_parts, **{member: array}))
 
 
 # ----------------------------------------------------------------- metadata
@@ -262,7 +286,8 @@ JSON = st.one_of(
         max_leaves=12,
     ),
 )
-TOP_KEYS = ["format", "version", "embedding_space", "dim", "created_at", "updated_at", "people"]
+TOP_KEYS = ["format", "version", "embedding_space", "dim", "created_at", "updated_at", "people",
+            "cap", "configured_cap", "nodes", "operations"]
 PERSON_KEYS = ["name", "samples", "enrolled_at", "updated_at"]
 
 
@@ -291,7 +316,7 @@ def test_metadata_mutations(workdir: Path, good_parts: dict[str, np.ndarray], rs
             target[key] = copy.deepcopy(value)
     load_bytes(
         workdir,
-        gallery_file(json.dumps(meta).encode(), good_parts["embeddings"], good_parts["owners"]),
+        gallery_file(json.dumps(meta).encode(), good_parts),
     )
 
 
@@ -320,7 +345,7 @@ def test_hostile_metadata(workdir: Path, good_parts: dict[str, np.ndarray], meta
     one_person = np.zeros(
         len(good_parts["owners"]), np.int32
     )  # every row Alice's, as the metadata says
-    assert load_bytes(workdir, gallery_file(meta, good_parts["embeddings"], one_person)) is None
+    assert load_bytes(workdir, gallery_file(meta, good_parts, owners=one_person)) is None
 
 
 # ----------------------------------------------------------------- huge claims

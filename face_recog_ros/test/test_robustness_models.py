@@ -236,7 +236,7 @@ def test_node_refuses_unverified_model_unless_allowed(tmp_path: Path,
                                                       embedder_bytes: bytes) -> None:
     soak_node = load_tool("soak_node")
     spec, _ = write_case(tmp_path, model=flipped_weights(embedder_bytes))
-    domain = soak_node.random_domain()
+    domain = soak_node.run_domain()
     node = soak_node.NodeProcess(tmp_path, tmp_path / "g.npz", domain,
                                  **{"embedder.model": str(spec)})
     assert node.process.wait(timeout=60) == 1

@@ -33,7 +33,7 @@ SPACE, DIM = soak_node.SPACE, soak_node.DIM
 
 @pytest.fixture(scope="module")
 def domain() -> int:
-    return soak_node.random_domain()
+    return soak_node.run_domain()
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +171,8 @@ def _newer(path: Path) -> str:
     meta = (
         arrays["meta"]
         .tobytes()
-        .replace(b'"version": 1', f'"version": {FORMAT_VERSION + 1}'.encode())
+        .replace(f'"version": {FORMAT_VERSION}'.encode(),
+                 f'"version": {FORMAT_VERSION + 1}'.encode())
     )
     arrays["meta"] = np.frombuffer(meta, np.uint8)
     with open(path, "wb") as f:

@@ -63,7 +63,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 @pytest.mark.parametrize("kind", ["mixed", "list"])
 def test_concurrent_bursts_are_all_answered(tmp_path: Path, kind: str) -> None:
-    domain = soak_node.random_domain()
+    domain = soak_node.run_domain()
     node = soak_node.NodeProcess(tmp_path, tmp_path / "gallery.npz", domain,
                                  publish_annotated="false")
     clients = [soak_node.Client(domain) for _ in range(CLIENTS)]

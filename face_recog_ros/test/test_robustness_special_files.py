@@ -45,7 +45,7 @@ def test_special_file_at_start_up_is_refused_at_once(tmp_path: Path, make: Calla
     start = time.monotonic()
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True,
-                               env=soak_node.ros_env(soak_node.random_domain()))
+                               env=soak_node.ros_env(soak_node.run_domain()))
     peak = 0.0
     while process.poll() is None and time.monotonic() - start < 60:
         peak = max(peak, soak_node.memory_mb(process.pid, "VmHWM") or 0.0)
@@ -64,7 +64,7 @@ def test_special_file_at_start_up_is_refused_at_once(tmp_path: Path, make: Calla
 
 def test_fifo_swapped_in_at_run_time_never_blocks(tmp_path: Path) -> None:
     gallery = tmp_path / "gallery.npz"
-    domain = soak_node.random_domain()
+    domain = soak_node.run_domain()
     node = soak_node.NodeProcess(tmp_path, gallery, domain, gallery_poll_period=0.2,
                                  diagnostics_period=0.5, publish_annotated="false")
     client = soak_node.Client(domain)

@@ -76,11 +76,10 @@ def ros_env(domain_id: int) -> dict[str, str]:
     )
 
 
-def random_domain() -> int:
-    """ROS_DOMAIN_ID when set (several checkouts on one machine keep apart that way), else a
-    random domain, valid with the default port mapping everywhere."""
-    chosen = os.environ.get("ROS_DOMAIN_ID", "").strip()
-    return int(chosen) if chosen else random.SystemRandom().randint(1, 101)
+def run_domain() -> int:
+    """The ROS domain of a test or tool run: ROS_DOMAIN_ID when set (each worktree and machine
+    user keeps its own), else a random one (1-101: valid with the default port mapping)."""
+    return int(os.environ.get("ROS_DOMAIN_ID") or random.SystemRandom().randint(1, 101))
 
 
 def memory_mb(pid: int, key: str = "VmRSS") -> float | None:
@@ -100,12 +99,15 @@ class NodeProcess:
     """face_recognition_node in its own process (own session, so a kill reaches only it)."""
 
     def __init__(self, workdir: Path, gallery: Path, domain_id: int, *,
-                 command_prefix: Sequence[str] = (), **params: Any) -> None:
+                 command_prefix: Sequence[str] = (), ros_args: tuple[str, ...] = (),
+                 **params: Any) -> None:
         """command_prefix: what the node is started through (e.g. unshare, to give it a mount
-        namespace of its own); it must exec the node, so that the pid is the node's."""
+        namespace of its own); it must exec the node, so that the pid is the node's.
+        ``ros_args``: more --ros-args arguments (a namespace, remappings)."""
         self.workdir = workdir
         params = {"gallery.path": str(gallery), "diagnostics_period": 1.0, **params}
-        command = [*command_prefix, sys.executable, "-m", "face_recog_ros.ros.node", "--ros-args"]
+        command = [*command_prefix, sys.executable, "-m", "face_recog_ros.ros.node", "--ros-args",
+                   *ros_args]
         for name, value in params.items():
             command += ["-p", f"{name}:={value}"]
         self.log_path = workdir / f"node-{time.monotonic_ns()}.log"
@@ -453,7 +455,7 @@ def soak(
     progress: Callable[[str], None] = lambda _: None,
 ) -> SoakReport:
     """Run the soak and return its figures; the node is always stopped."""
-    domain = random_domain()
+    domain = run_domain()
     gallery = workdir / "gallery" / "gallery.npz"
     node = NodeProcess(workdir, gallery, domain, publish_annotated="false")
     client: Client | None = None

@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from soak_node import (DIM, SPACE, CallTimeout, Client, NodeProcess, enroll_request,  # noqa: E402
-                       gallery_file_people, random_domain)
+                       gallery_file_people, run_domain)
 
 from face_recog_interfaces.srv import Forget, ListFaces, Rename  # noqa: E402
 from face_recog_ros.io import samples  # noqa: E402
@@ -187,7 +187,7 @@ def listed(client: Client) -> dict[str, int]:
 
 
 def stress(workdir: Path, people: int, seconds: float, with_cli: bool) -> StressReport:
-    domain = random_domain()
+    domain = run_domain()
     gallery = workdir / "gallery" / "gallery.npz"
     gallery.parent.mkdir(parents=True)
     writer = Writer(populated_gallery(gallery, people))

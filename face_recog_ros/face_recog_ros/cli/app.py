@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 
 from ..core.recognizer import EnrollError, FaceRecognizer
-from ..gallery.file_format import GalleryError
+from ..gallery.errors import GalleryError
 from ..io.images import identity_folders, image_paths, load_image
 from .common import add_common, build_config, make_recognizer
 from .media_commands import add_media_commands

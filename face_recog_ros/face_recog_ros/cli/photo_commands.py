@@ -127,7 +127,7 @@ def cmd_enroll_cluster(args: argparse.Namespace) -> int:
 def cmd_map(args: argparse.Namespace) -> int:
     from ..offline.embedding_map import from_folder, from_gallery, plot_map, similar_pairs
     from ..core.embedding import EmbedderSpec
-    from ..gallery.file_format import GalleryError
+    from ..gallery.errors import GalleryError
     from ..gallery.store import load_gallery
     from ..core.recognizer import resolve_spec_path
     check_writable(args.out)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..gallery.model import Gallery, Snapshot
+from ..gallery.model import Gallery
+from ..gallery.snapshot import Snapshot
 from ..options import option
 from ..types import UNKNOWN
 from .aligner import QualityOptions

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..gallery.model import Gallery, PersonInfo
 from ..gallery.options import GalleryOptions
+from ..gallery.replica import GalleryState
 from ..gallery.store import GalleryStore
 from ..types import Detection, Face
 from .aligner import AlignmentOptions, FaceAligner, FaceGeometry, quality_problem
@@ -106,8 +107,10 @@ class FaceRecognizer:
     read-only ones, models and threads and the gallery file, are used here once).
     """
 
-    def __init__(self, config: RecognizerSettings, gallery: Gallery | None = None) -> None:
+    def __init__(self, config: RecognizerSettings, gallery: Gallery | None = None, *,
+                 node_id: str | None = None) -> None:
         self.config = config
+        self.node_id = node_id  # who makes this process's gallery changes (None: host/pid)
         self.detector = create_detector(config.detector)
         self.spec = EmbedderSpec.from_yaml(resolve_spec_path(config.embedder.model))
         self.model_warnings = self._verify_models(config.embedder.allow_unverified_model)
@@ -119,6 +122,9 @@ class FaceRecognizer:
         if gallery is None:
             gallery = self._open_gallery()
         self.gallery = gallery
+        # Called after every change of the gallery (made here, read from the file, or merged
+        # from another robot), from the thread that made it: the fleet sync listens.
+        self.listeners: list[Callable[[], None]] = []
         self.lock = (
             threading.RLock()
         )  # models and gallery: one user at a time (the stream shares it)
@@ -159,10 +165,17 @@ class FaceRecognizer:
         return Path(path).expanduser() if path else None
 
     def _open_gallery(self) -> Gallery:
+        """The gallery file (or an empty gallery in memory). A cap configured differently from
+        the last time this file was opened is applied (and saved) now: the cap is the
+        gallery's, shared with every copy, so an unchanged configuration leaves it alone."""
         space, dim = self.spec.embedding_space, self.spec.output_dim
+        cap = self.config.gallery.max_samples_per_person
         if self.store is None:
-            return Gallery(space, dim, options=self.config.gallery)
-        gallery, self.gallery_warning = self.store.open(space, dim, options=self.config.gallery)
+            return Gallery(space, dim, max_samples_per_person=cap, node_id=self.node_id)
+        gallery, self.gallery_warning = self.store.open(
+            space, dim, max_samples_per_person=cap, node_id=self.node_id)
+        if gallery.configured_cap != cap:
+            self.store.commit(gallery, lambda: gallery.configure_cap(cap))
         return gallery
 
     # --- recognition --------------------------------------------------------------------
@@ -326,18 +339,38 @@ class FaceRecognizer:
     def rename(self, old: str, new: str, *, merge: bool = False) -> None:
         self._change(lambda: self.gallery.rename(old, new, merge=merge))
 
+    def set_sample_cap(self, value: int) -> bool:
+        """Change the gallery's sample cap (for every copy of it); saved like any change.
+        True when it changed."""
+        if value == self.gallery.cap.value:
+            return False
+        return self._change(lambda: self.gallery.set_cap(value))
+
     def people(self) -> list[PersonInfo]:
         return self.gallery.people()
 
     def reload_gallery(self) -> bool:
         """Take in changes another process (a second node, the CLI) saved to the gallery file;
         True when the gallery changed. Raises GalleryError once for an unusable new file."""
-        return self.store is not None and self.store.reload(self.gallery)
+        return self.store is not None and self._notify(self.store.reload(self.gallery))
+
+    def absorb(self, theirs: GalleryState) -> bool:
+        """Merge another copy's change (another robot's) and save it; True when the gallery
+        changed. GalleryNotSaved: it was undone (the sender still has it)."""
+        if self.store is None:
+            return self._notify(self.gallery.join(theirs, announce=False))
+        return self._notify(self.store.absorb(self.gallery, theirs))
+
+    def _notify(self, changed: bool) -> bool:
+        if changed:
+            for listener in list(self.listeners):
+                listener()
+        return changed
 
     def _change(self, change: Callable[[], T]) -> T:
         """Apply a gallery change and, with a file, save it in the same step: on return it is on
         disk, and GalleryNotSaved means it was undone. The recognizer lock is not held, so a slow
         disk (an SD card's fsync) never stalls frames; the gallery and store lock themselves."""
-        if self.store is None:
-            return change()
-        return self.store.commit(self.gallery, change)
+        result = change() if self.store is None else self.store.commit(self.gallery, change)
+        self._notify(True)
+        return result

@@ -1,195 +1,97 @@
-"""The gallery file's format and the safe ways to read and replace it.
+"""The gallery file's format: what the bytes hold, written and validated.
 
-The file is a plain ``.npz`` (no pickles) holding ``embeddings`` (M, D) float32, ``owners`` (M,)
-person index per row and ``meta`` (UTF-8 JSON as uint8). Reading is hardened: the path must be
-a regular file (a FIFO, device or directory is refused without being opened for reading, so it
-can neither hang nor flood memory), its size and every member's declared size are bounded
-before anything is allocated, and every field is validated. Writing is atomic (temp file +
-fsync + os.replace + directory fsync), so a crash, even SIGKILL or power loss, leaves the old
-or the new file, mode 0600. Bad files are moved aside, never modified or deleted.
+A plain ``.npz`` (no pickles). ``meta`` is UTF-8 JSON (as uint8): the model, the people (name
+order), the name operations (forgets and renames, by hashed name), the sample cap, the nodes
+that enrolled samples and the alignment methods. ``embeddings`` (M, D) float32 holds the rows
+grouped by person, each person's in :meth:`.replica.Sample.order`; ``owners`` (M,) is the person
+index of each row, and ``sample_ids`` (M, 16) uint8, ``sample_versions``, ``sample_born``,
+``sample_enrolled_ms`` (M,) int64, ``sample_origins`` (M,) int32 (an index into the nodes) and
+``sample_aligned`` (M,) int32 (an index into the alignments) are each row's register
+(:mod:`.replica`). Version 1 files (no registers) still load: their samples get ids derived
+from their content, so every copy of one old file agrees on them, and the person's alignment.
+
+Decoding is hardened: every member's declared size is bounded before numpy allocates it, and
+every field is validated (:mod:`.columns`, as for the fleet's messages); loading then
+normalises the contents by the merge rules, so a file that is valid but not canonical
+(unsorted, over the cap) loads as its canonical form.
 """
 from __future__ import annotations
 
-import contextlib
-import errno
 import hashlib
 import io
 import json
 import math
-import os
-import secrets
-import stat
-import time
 import zipfile
 import zlib
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from .model import Person, frozen_rows
-from .names import InvalidName, validate_name
+from .columns import BadColumns, Columns, from_columns, to_columns
+from .errors import GalleryCorrupt, GalleryMismatch, GalleryVersionError
+from .replica import NAME_KEY_BYTES, SAMPLE_ID_BYTES, UNLIMITED, Cap, GalleryState, ms_to_iso
 
 FORMAT_NAME = "face_recog_ros.gallery"
-# "rev" and "alignment" per person were added within version 1: older readers ignore them.
-FORMAT_VERSION = 1
-# Stored rows must be unit length to this tolerance; anything else means a damaged file.
-_NORM_TOLERANCE = 1e-3
-# A temp file older than this is stale even if its pid looks alive (pid reuse, other host).
-_STALE_TEMP_AGE_S = 600.0
-_MEMBERS = ("meta", "embeddings", "owners")
+FORMAT_VERSION = 2  # 2: sample registers, name operations, the cap (1: names and rows only)
+_REGISTERS = ("sample_ids", "sample_versions", "sample_born", "sample_enrolled_ms",
+              "sample_origins", "sample_aligned")
+_MEMBERS = ("meta", "embeddings", "owners", *_REGISTERS)
 # A member may expand to at most this many times the file's size (our writer stores members
 # uncompressed; this still admits a compressed copy but bounds a decompression bomb).
 _MAX_EXPANSION = 16
-# 10,000 people x 50 samples x 128 floats is 256 MB; anything past this is not a gallery.
-MAX_FILE_BYTES = 1 << 30
-_REV_CHARS = frozenset("0123456789abcdef")
-
-
-class GalleryError(Exception):
-    """A gallery file cannot be used."""
-
-
-class GalleryCorrupt(GalleryError):
-    """Truncated, not an npz, bad JSON, or arrays that disagree with the metadata."""
-
-
-class GalleryMismatch(GalleryError):
-    """The file was made by a different embedding model (space or dimension)."""
-
-
-class GalleryVersionError(GalleryError):
-    """The file uses a newer format than this code understands."""
-
-
-class GalleryNotRegular(GalleryError):
-    """The path is a FIFO, device, socket or directory: never read, never replaced."""
 
 
 @dataclass(frozen=True)
-class FileSig:
-    device: int
-    inode: int
-    size: int
-    mtime_ns: int
+class FileContents:
+    """A decoded file: the replicated state and this copy's own bookkeeping."""
+
+    state: GalleryState
+    created_at: str
+    updated_at: str
+    configured_cap: int | None  # None: not recorded (version 1)
 
 
-def file_sig(st: os.stat_result) -> FileSig:
-    return FileSig(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def content_digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _temp_prefix(path: Path) -> str:
-    return f".{path.name}.tmp-"
-
-
-def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISDIR, "a directory")):
-        if test(mode):
-            return name
-    return "not a regular file"
-
-
-def _not_regular(path: Path, mode: int) -> GalleryNotRegular:
-    return GalleryNotRegular(
-        f"gallery path {path} is {_kind(mode)}; it must be a regular file (or not exist yet)"
-    )
-
-
-def stat_regular(path: Path) -> FileSig | None:
-    """The file's identity, None when absent; :class:`GalleryNotRegular` for anything special."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    if not stat.S_ISREG(st.st_mode):
-        raise _not_regular(path, st.st_mode)
-    return file_sig(st)
-
-
-def read_regular(path: Path) -> tuple[bytes, FileSig]:
-    """Read the whole file through one descriptor so contents and identity agree.
-
-    A special file is refused on its stat, before it is opened. O_NONBLOCK: a FIFO swapped in
-    after the stat must not block the open; the fstat then refuses anything but a regular file
-    before a byte is read, and the size is bounded.
-    """
-    if stat_regular(path) is None:
-        raise FileNotFoundError(errno.ENOENT, "no gallery file", str(path))
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise _not_regular(path, st.st_mode)
-        if st.st_size > MAX_FILE_BYTES:
-            raise GalleryCorrupt(
-                f"gallery {path} is {st.st_size} bytes; no gallery is larger than "
-                f"{MAX_FILE_BYTES} bytes"
-            )
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read(st.st_size), file_sig(st)  # bounded by the size checked above
-    finally:
-        os.close(fd)
-
-
-def encode(embedding_space: str, dim: int, people: Mapping[str, Person], created_at: str,
-           updated_at: str) -> bytes:
-    """The file's bytes for these records (the inverse of :func:`decode`)."""
+def encode(embedding_space: str, dim: int, state: GalleryState, created_at: str,
+           updated_at: str, configured_cap: int) -> bytes:
+    """The file's bytes (the inverse of :func:`decode`); ``state.people`` in name order."""
+    c = to_columns(state, dim)
+    cap = state.cap or Cap(0, "", UNLIMITED)
     meta = {
         "format": FORMAT_NAME, "version": FORMAT_VERSION, "embedding_space": embedding_space,
         "dim": dim, "created_at": created_at, "updated_at": updated_at,
-        "people": [{"name": n, "samples": p.embeddings.shape[0], "enrolled_at": p.enrolled_at,
-                    "updated_at": p.updated_at, "rev": p.rev,
-                    **({"alignment": p.alignment} if p.alignment else {})}
-                   for n, p in people.items()],
+        "cap": {"value": cap.value, "version": cap.version, "node": cap.node},
+        "configured_cap": configured_cap, "nodes": c.nodes, "alignments": c.alignments,
+        "people": [{"name": n, "samples": len(p.samples),
+                    "enrolled_at": ms_to_iso(p.enrolled.enrolled_ms),
+                    "updated_at": ms_to_iso(p.updated.enrolled_ms)}
+                   for n, p in state.people.items()],
+        "operations": [{"key": bytes(c.op_keys[i]).hex(), "version": int(c.op_versions[i]),
+                        "node": c.nodes[c.op_nodes[i]], "target": c.op_targets[i],
+                        "at_ms": int(c.op_at_ms[i])} for i in range(len(c.op_targets))],
     }
-    if people:
-        matrix = np.concatenate([p.embeddings for p in people.values()])
-    else:
-        matrix = np.zeros((0, dim), np.float32)
-    owners = np.repeat(np.arange(len(people), dtype=np.int32),
-                       [p.embeddings.shape[0] for p in people.values()])
     buffer = io.BytesIO()
-    np.savez(buffer, embeddings=matrix, owners=owners,
+    np.savez(buffer, embeddings=c.embeddings,
+             owners=np.repeat(np.arange(len(c.names), dtype=np.int32), c.counts),
+             sample_ids=c.ids, sample_versions=c.versions, sample_born=c.born,
+             sample_enrolled_ms=c.enrolled_ms, sample_origins=c.origins,
+             sample_aligned=c.aligned,
              meta=np.frombuffer(json.dumps(meta, ensure_ascii=False).encode("utf-8"), np.uint8))
     return buffer.getvalue()
 
 
-def write_atomic(path: Path, data: bytes) -> FileSig:
-    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file (mode 0600);
-    returns the new file's identity."""
-    directory = path.parent
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    tmp = directory / f"{_temp_prefix(path)}{os.getpid()}-{secrets.token_hex(4)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o600)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-            sig = file_sig(os.fstat(f.fileno()))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(directory)
-    return sig
+def file_model(path: Path, data: bytes) -> tuple[str, int]:
+    """The embedding space and dimension a file says it was made with (GalleryError if none)."""
+    meta = _parse_meta(path, _parse_npz(path, data).get("meta"))
+    space, dim = meta.get("embedding_space"), meta.get("dim")
+    if not isinstance(space, str) or not space or type(dim) is not int or dim <= 0:
+        raise GalleryCorrupt(f"gallery {path} does not say which model made it")
+    return space, dim
 
 
-def decode(
-    path: Path, data: bytes, embedding_space: str, dim: int
-) -> tuple[dict[str, Person], str, str]:
-    """Validate a file's bytes completely; returns (records in file order, created_at,
-    updated_at)."""
+def decode(path: Path, data: bytes, embedding_space: str, dim: int) -> FileContents:
+    """Validate a file's bytes completely; GalleryError subclasses say what is wrong."""
     arrays = _parse_npz(path, data)
     meta = _parse_meta(path, arrays.get("meta"))
     version = meta.get("version")
@@ -203,65 +105,117 @@ def decode(
     if space != embedding_space or file_dim != dim:
         raise GalleryMismatch(
             f"gallery {path} was made with embedding model {space!r} (dim {file_dim}), but the "
-            "running "
-            f"model is {embedding_space!r} (dim {dim}); embeddings of different models "
-            "cannot be compared, so re-enrol or use a separate gallery file"
-        )
-    people, embeddings, owners = meta.get("people"), arrays.get("embeddings"), arrays.get("owners")
-    if not isinstance(people, list) or embeddings is None or owners is None:
+            f"running model is {embedding_space!r} (dim {dim}); embeddings of different models "
+            "cannot be compared, so re-enrol or use a separate gallery file")
+    entries, embeddings = meta.get("people"), arrays.get("embeddings")
+    owners = arrays.get("owners")
+    if not isinstance(entries, list) or embeddings is None or owners is None:
         raise GalleryCorrupt(f"gallery {path} lacks people metadata, embeddings or owners")
-    if (
-        embeddings.dtype != np.float32
-        or embeddings.ndim != 2
-        or embeddings.shape[1] != dim
-        or owners.ndim != 1
-        or owners.dtype.kind not in "iu"
-        or owners.shape[0] != embeddings.shape[0]
-    ):
+    rows = embeddings.shape[0] if embeddings.ndim == 2 else -1
+    if owners.ndim != 1 or owners.dtype.kind not in "iu" or owners.shape[0] != rows:
         raise GalleryCorrupt(
             f"gallery {path} has inconsistent arrays: embeddings {embeddings.dtype} "
-            f"{embeddings.shape}, owners {owners.dtype} {owners.shape}"
-        )
-    if embeddings.size and not np.all(np.isfinite(embeddings)):
-        raise GalleryCorrupt(f"gallery {path} contains NaN or infinite embeddings")
-    norms = np.linalg.norm(embeddings.astype(np.float64), axis=1)
-    if np.any(np.abs(norms - 1.0) > _NORM_TOLERANCE):
-        raise GalleryCorrupt(f"gallery {path} contains embeddings that are not unit length")
-    if owners.size and (owners.min() < 0 or owners.max() >= len(people)):
-        raise GalleryCorrupt(f"gallery {path} has owner indices outside its {len(people)} people")
-    counts = np.bincount(owners.astype(np.intp), minlength=len(people)) if owners.size else \
-        np.zeros(len(people), dtype=np.intp)
-    order = np.argsort(owners, kind="stable")
-    grouped = np.split(embeddings[order], np.cumsum(counts)[:-1]) if len(people) else []
-    records: dict[str, Person] = {}
-    for index, entry in enumerate(people):
-        try:
-            name, samples = entry["name"], entry["samples"]
-            enrolled_at, updated_at = str(entry["enrolled_at"]), str(entry["updated_at"])
-            alignment = entry.get("alignment", "")  # absent in files written before it was
-        except (TypeError, KeyError, AttributeError) as err:
-            raise GalleryCorrupt(f"gallery {path} has a malformed person entry #{index}") from err
-        if not isinstance(alignment, str):
-            raise GalleryCorrupt(f"gallery {path}: {name!r} has a non-text alignment "
-                                 f"{alignment!r}")
-        try:
-            canonical = validate_name(name)
-        except InvalidName as err:
-            raise GalleryCorrupt(f"gallery {path} has an invalid name: {err}") from err
-        if canonical != name or name in records:
-            raise GalleryCorrupt(f"gallery {path} has a duplicate or non-canonical name {name!r}")
-        if type(samples) is not int or samples != counts[index] or samples < 1:
-            raise GalleryCorrupt(f"gallery {path}: {name!r} should have {samples!r} samples, "
-                                 f"the arrays hold {int(counts[index])}")
-        rows = frozen_rows(grouped[index])
-        rev = entry.get("rev")
-        if not (isinstance(rev, str) and 0 < len(rev) <= 32 and set(rev) <= _REV_CHARS):
-            # Files written before revisions: the same bytes give the same revision everywhere.
-            rev = hashlib.sha256(
-                rows.tobytes() + f"{name}|{enrolled_at}|{updated_at}".encode()
-            ).hexdigest()[:16]
-        records[name] = Person(rows, enrolled_at, updated_at, rev, alignment)
-    return records, str(meta.get("created_at", "")), str(meta.get("updated_at", ""))
+            f"{embeddings.shape}, owners {owners.dtype} {owners.shape}")
+    if not all(isinstance(e, dict) and "name" in e and "samples" in e for e in entries):
+        raise GalleryCorrupt(f"gallery {path} has a malformed person entry")
+    if owners.size and (owners.min() < 0 or owners.max() >= len(entries)):
+        raise GalleryCorrupt(f"gallery {path} has owner indices outside its {len(entries)} people")
+    counts = np.bincount(owners.astype(np.intp), minlength=len(entries)) if owners.size else \
+        np.zeros(len(entries), dtype=np.intp)
+    for entry, count in zip(entries, counts):
+        if type(entry["samples"]) is not int or entry["samples"] != count:
+            raise GalleryCorrupt(f"gallery {path}: {entry['name']!r} should have "
+                                 f"{entry['samples']!r} samples, the arrays hold {int(count)}")
+    order = np.argsort(owners, kind="stable")  # rows grouped by person, file order within
+    try:
+        if version == 1:
+            columns = _derived_columns(entries, embeddings[order], owners[order], counts)
+        else:
+            columns = _stored_columns(meta, arrays, order, counts)
+        columns.names = [e["name"] for e in entries]
+        state = from_columns(columns, dim)
+    except BadColumns as err:
+        raise GalleryCorrupt(f"gallery {path}: {err}") from None
+    configured = meta.get("configured_cap")
+    configured = configured if type(configured) is int and 0 <= configured < 2**31 else None
+    return FileContents(state, str(meta.get("created_at", "")),
+                        str(meta.get("updated_at", "")), configured if version > 1 else None)
+
+
+def _derived_columns(entries: list[dict], rows: np.ndarray, owners: np.ndarray,
+                     counts: np.ndarray) -> Columns:
+    """Registers for a version 1 file, from its content alone: every copy of one old file
+    derives the same ids; versions 1..k keep each person's oldest-first order and sort before
+    every change made since."""
+    index = np.concatenate([np.arange(1, k + 1) for k in counts]) if len(counts) else \
+        np.zeros(0, np.int64)
+    ids = [hashlib.blake2b(f"{entries[o].get('name')}\0{i}\0".encode() + row.tobytes(),
+                           digest_size=SAMPLE_ID_BYTES).digest()
+           for o, i, row in zip(owners.tolist(), index.tolist(), rows)]
+    enrolled = np.array([_ms(entries[o].get("enrolled_at")) for o in owners.tolist()], np.int64)
+    # "alignment" per person: written by version 1 files since landmark alignment, else absent.
+    methods = [entry.get("alignment", "") for entry in entries]
+    alignments = sorted(set(methods)) if all(isinstance(m, str) for m in methods) else None
+    if alignments is None:
+        raise BadColumns("a person's alignment is not text")
+    aligned = np.array([alignments.index(methods[o]) for o in owners.tolist()], np.int32)
+    return Columns(
+        names=[], counts=counts, embeddings=rows,
+        ids=np.frombuffer(b"".join(ids), np.uint8).reshape(len(ids), SAMPLE_ID_BYTES),
+        versions=index.astype(np.int64), born=index.astype(np.int64), enrolled_ms=enrolled,
+        origins=np.zeros(len(ids), np.int32), nodes=[""], aligned=aligned,
+        alignments=alignments,
+        op_keys=np.zeros((0, NAME_KEY_BYTES), np.uint8),
+        op_versions=np.zeros(0, np.int64), op_nodes=np.zeros(0, np.int32), op_targets=[],
+        op_at_ms=np.zeros(0, np.int64), cap=None)
+
+
+def _ms(text: object) -> int:
+    try:
+        return max(0, int(datetime.fromisoformat(str(text)).timestamp() * 1000))
+    except (ValueError, OverflowError, OSError):
+        return 0
+
+
+def _stored_columns(meta: dict, arrays: dict[str, np.ndarray], order: np.ndarray,
+                    counts: np.ndarray) -> Columns:
+    for member in _REGISTERS:
+        if member not in arrays:
+            raise BadColumns(f"member {member!r} is missing")
+        if arrays[member].shape[:1] != order.shape:
+            raise BadColumns(f"member {member!r} does not match the embeddings")
+    nodes, ops, cap = meta.get("nodes"), meta.get("operations"), meta.get("cap")
+    alignments = meta.get("alignments")
+    if not isinstance(nodes, list) or not isinstance(alignments, list) or not isinstance(
+            ops, list) or not all(isinstance(op, dict) for op in ops):
+        raise BadColumns("the node list, the alignments or the name operations are malformed")
+    try:
+        op_nodes = [op["node"] for op in ops]
+        all_nodes = nodes + op_nodes
+        keys = b"".join(bytes.fromhex(op["key"]) for op in ops)
+        if len(keys) != NAME_KEY_BYTES * len(ops):
+            raise ValueError
+        return Columns(
+            names=[], counts=counts, embeddings=arrays["embeddings"][order],
+            ids=arrays["sample_ids"][order], versions=arrays["sample_versions"][order],
+            born=arrays["sample_born"][order],
+            enrolled_ms=arrays["sample_enrolled_ms"][order],
+            origins=arrays["sample_origins"][order], nodes=all_nodes,
+            aligned=arrays["sample_aligned"][order], alignments=alignments,
+            op_keys=np.frombuffer(keys, np.uint8).reshape(len(ops), NAME_KEY_BYTES),
+            op_versions=_json_ints([op["version"] for op in ops]),
+            op_nodes=np.arange(len(nodes), len(all_nodes)),
+            op_targets=[op["target"] for op in ops],
+            op_at_ms=_json_ints([op["at_ms"] for op in ops]),
+            cap=Cap(cap["version"], cap["node"], cap["value"]))
+    except (TypeError, KeyError, ValueError, OverflowError) as err:
+        raise BadColumns(f"the name operations or the cap are malformed ({err})") from None
+
+
+def _json_ints(values: list) -> np.ndarray:
+    if not all(type(v) is int and 0 <= v < 2**63 for v in values):
+        raise BadColumns("a version or time is not a non-negative integer")
+    return np.array(values, np.int64)
 
 
 def _parse_npz(path: Path, data: bytes) -> dict[str, np.ndarray]:
@@ -272,16 +226,8 @@ def _parse_npz(path: Path, data: bytes) -> dict[str, np.ndarray]:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             # Only the members we know: an unexpected huge member is never decompressed.
             return {key: npz[key] for key in _MEMBERS if key in npz.files}
-    except (
-        zipfile.BadZipFile,
-        ValueError,
-        OSError,
-        EOFError,
-        KeyError,
-        RuntimeError,
-        zlib.error,
-        NotImplementedError,
-    ) as err:  # zlib.error/NotImplementedError: bad or unknown compression
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, RuntimeError,
+            zlib.error, NotImplementedError) as err:  # zlib/NotImplemented: bad compression
         raise GalleryCorrupt(f"gallery {path} is damaged or truncated: {err}") from err
 
 
@@ -296,8 +242,7 @@ def _check_member_sizes(path: Path, data: bytes) -> None:
             if info.file_size > limit:
                 raise GalleryCorrupt(
                     f"gallery {path}: member {info.filename!r} claims {info.file_size} bytes "
-                    f"in a {len(data)}-byte file"
-                )
+                    f"in a {len(data)}-byte file")
             with archive.open(info) as member:
                 version = np.lib.format.read_magic(member)
                 read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
@@ -307,8 +252,7 @@ def _check_member_sizes(path: Path, data: bytes) -> None:
             if nbytes > info.file_size:
                 raise GalleryCorrupt(
                     f"gallery {path}: member {info.filename!r} claims shape {shape} of "
-                    f"{dtype} ({nbytes} bytes) but holds {info.file_size} bytes"
-                )
+                    f"{dtype} ({nbytes} bytes) but holds {info.file_size} bytes")
 
 
 def _parse_meta(path: Path, meta: np.ndarray | None) -> dict:
@@ -316,77 +260,8 @@ def _parse_meta(path: Path, meta: np.ndarray | None) -> dict:
         raise GalleryCorrupt(f"gallery {path} has no metadata")
     try:
         parsed = json.loads(meta.tobytes().decode("utf-8"))
-    except (
-        UnicodeDecodeError,
-        json.JSONDecodeError,
-        RecursionError,
-    ) as err:  # RecursionError: deep nesting
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise GalleryCorrupt(f"gallery {path} has unreadable metadata: {err}") from err
     if not isinstance(parsed, dict) or parsed.get("format") != FORMAT_NAME:
         raise GalleryCorrupt(f"gallery {path} is not a {FORMAT_NAME} file")
     return parsed
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename durable; some filesystems (e.g. FAT, some network mounts) refuse."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale_temps(path: Path) -> None:
-    """Delete temp files of saves that died: their pid is gone, or they are very old."""
-    prefix = _temp_prefix(path)
-    try:
-        entries = os.listdir(path.parent)
-    except OSError:
-        return
-    now = time.time()
-    for entry in entries:
-        if not entry.startswith(prefix):
-            continue
-        full = path.parent / entry
-        try:
-            pid = int(entry[len(prefix):].split("-", 1)[0])
-            stale = pid != os.getpid() and not _pid_alive(pid)
-            stale = stale or now - os.stat(full).st_mtime > _STALE_TEMP_AGE_S
-            if stale:
-                os.unlink(full)
-        except (ValueError, OSError):
-            continue
-
-
-def move_aside(path: Path) -> str:
-    """Rename a bad gallery to ``<path>.bad-<UTC time>[-n]``, never overwriting anything."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    for attempt in range(1000):
-        bad = f"{path}.bad-{stamp}" + (f"-{attempt}" if attempt else "")
-        try:
-            os.link(path, bad)  # fails if ``bad`` exists: no overwrite race
-        except FileExistsError:
-            continue
-        except OSError:  # filesystem without hard links (FAT on SD cards)
-            if os.path.lexists(bad):
-                continue
-            os.rename(path, bad)
-            return bad
-        os.unlink(path)
-        return bad
-    raise GalleryError(f"could not find a free name to move {path} aside")

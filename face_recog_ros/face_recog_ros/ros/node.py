@@ -19,7 +19,8 @@ use_compressed), or each of `image_topics`, with the reliability image_reliabili
 ~/image_annotated (only drawn while subscribed), ~/detections (vision_msgs/Detection2DArray) and,
 with publish_rep155, the REP-155 face topics (rep155.py). With several cameras the outputs are
 ~/<camera>/faces, ... (<camera> = topic with '/' -> '_').
-Services: ~/enroll, ~/forget, ~/rename, ~/list_faces (services.py).
+Services: ~/enroll, ~/forget, ~/rename, ~/list_faces (services.py). With gallery.sync, the
+gallery is shared with the other nodes of gallery.sync_group while configured (gallery_sync.py).
 
 Threading: images arrive on an input node of its own and one worker thread processes the newest
 frame of each camera (image_input.py); services, parameters, transitions and timers run on a
@@ -30,6 +31,7 @@ next frame, because the recognizer and the streams read the config as it is.
 from __future__ import annotations
 
 import gc
+import socket
 import threading
 import time
 from typing import Any
@@ -45,12 +47,13 @@ from rclpy.parameter import Parameter
 from ..config import RecognizerConfig
 from ..core.detection import FaceDetector
 from ..core.recognizer import FaceRecognizer
-from ..gallery.file_format import GalleryError
+from ..gallery.errors import GalleryError
 from ..options import set_option
 from ..tracking.stream import StreamRecognizer
 from .diagnostics import NOT_ERRORS, PROCESSING_ERROR, camera_status, status
 from .diagnostic_levels import (CameraWindow, RecognizerState, Thresholds, camera_verdict,
                                 recognizer_verdict)
+from .gallery_sync import GallerySync, share_gallery
 from .image_input import ImageInput, camera_name
 from .image_qos import AUTO, RELIABLE
 from .parameters import (NODE_PARAM_NAMES, declarations, declare_all, load_defaults,
@@ -62,6 +65,7 @@ NODE_NAME = "face_recognition_node"
 EXECUTOR_THREADS = 4  # a waiting live enrolment holds one; others serve frames, services, timers
 QOS_CHECK_PERIOD = 1.0  # seconds between looks at the image publishers (image_reliability auto)
 _DETECTOR_LIVE = ("detector.min_score", "detector.nms_iou")
+CAP_PARAM = "gallery.max_samples_per_person"
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
 
@@ -77,6 +81,9 @@ class FaceRecognitionNode(LifecycleNode):
         self.config = self._declare_parameters()
         self.state_label = "unconfigured"
         self.recognizer: FaceRecognizer | None = None
+        self.gallery_sync: GallerySync | None = None
+        # Who makes this node's gallery changes, in the gallery and for the sync group.
+        self.node_id = f"{socket.gethostname()}:{self.get_fully_qualified_name()}"
         self.streams: list[StreamRecognizer] = []
         self.model_error = ""
         self._input: ImageInput | None = None
@@ -115,7 +122,7 @@ class FaceRecognitionNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the models and the gallery; one tracker (stream) per camera."""
         try:
-            recognizer = FaceRecognizer(self.config)
+            recognizer = FaceRecognizer(self.config, node_id=self.node_id)
         except Exception as exc:  # missing or broken model, unreadable gallery folder
             self.model_error = str(exc)
             self.get_logger().error(f"cannot configure: {exc}")
@@ -134,6 +141,9 @@ class FaceRecognitionNode(LifecycleNode):
             self._gallery_timer = self.create_timer(
                 self.settings["gallery_poll_period"], self._reload_gallery,
                 callback_group=self._timer_group)
+        self._follow_gallery_cap(recognizer.gallery.cap.value)
+        self.gallery_sync = share_gallery(self, recognizer, self.node_id, self.config.gallery,
+                                          self._follow_gallery_cap)
         self.state_label = "inactive"
         self.get_logger().info(
             f"configured: gallery {recognizer.gallery_path or '(memory)'} with "
@@ -196,6 +206,9 @@ class FaceRecognitionNode(LifecycleNode):
             image_input.destroy()
 
     def _release(self) -> None:
+        if self.gallery_sync is not None:
+            self.gallery_sync.close()
+            self.gallery_sync = None
         timer = getattr(self, "_gallery_timer", None)
         if timer is not None:
             self.destroy_timer(timer)
@@ -293,6 +306,15 @@ class FaceRecognitionNode(LifecycleNode):
                 "gallery in memory"
             )
 
+    def _follow_gallery_cap(self, value: int) -> None:
+        """The gallery's sample cap (set in the file, or by another node of the sync group)
+        differs from the parameter: the parameter follows, so ``ros2 param get`` tells."""
+        if value and value != self.config.gallery.max_samples_per_person:
+            self.get_logger().info(
+                f"{CAP_PARAM} is {value} in the gallery (parameter: "
+                f"{self.config.gallery.max_samples_per_person}); following the gallery")
+            self.set_parameters([Parameter(CAP_PARAM, value=value)])
+
     # --- parameters ---------------------------------------------------------------------
     def _check_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """Reject a change (with the reason) before it is set; read-only and ranges rclpy
@@ -305,14 +327,9 @@ class FaceRecognitionNode(LifecycleNode):
         if self.recognizer is not None and not isinstance(self.recognizer.detector, FaceDetector):
             fixed = [n for n in _DETECTOR_LIVE if n in changes]
             if fixed:
-                return SetParametersResult(
-                    successful=False,
-                    reason=(
-                        f"{fixed[0]} is fixed when the {self.config.detector.backend} detector "
-                        "backend starts; "
-                        "set it in the params file and restart the node"
-                    ),
-                )
+                return SetParametersResult(successful=False, reason=(
+                    f"{fixed[0]} is fixed when the {self.config.detector.backend} detector "
+                    "backend starts; set it in the params file and restart the node"))
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self, params: list[Parameter]) -> None:
@@ -326,6 +343,11 @@ class FaceRecognitionNode(LifecycleNode):
                 self.settings[p.name] = p.value
             else:  # the recognizer, its gallery and the streams read the config as it is now
                 set_option(self.config, p.name, p.value)
+            if p.name == CAP_PARAM and self.recognizer is not None:
+                try:  # a setting of the gallery (and of the sync group): saved like a change
+                    self.recognizer.set_sample_cap(p.value)
+                except (GalleryError, OSError) as exc:
+                    self.get_logger().error(f"{CAP_PARAM} = {p.value} not saved: {exc}")
         self.get_logger().info(
             "parameters changed: " + ", ".join(f"{p.name}={p.value!r}" for p in params)
         )

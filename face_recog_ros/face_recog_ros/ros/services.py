@@ -104,6 +104,15 @@ class GalleryServices:
         _ = self.recognizer  # raises Unavailable when unconfigured
         return self._node.live_stream
 
+    def _saved(self) -> str:
+        """What an acknowledgement means: saved in this node's own gallery file; with
+        gallery.sync the group takes it from there."""
+        if self._node.recognizer is None or self._node.recognizer.store is None:
+            return " (kept in memory: gallery.path is empty)"
+        sync = self._node.gallery_sync
+        shared = f"; sync group {sync.group!r} gets it from this node" if sync else ""
+        return f" (saved in this node's gallery file{shared})"
+
     @service
     def _enroll(self, request: Enroll.Request, response: Enroll.Response) -> Enroll.Response:
         if self._node.state_label != "active":
@@ -147,9 +156,8 @@ class GalleryServices:
             result.added,
             result.total,
         )
-        response.message = (
-            f"enrolled {name!r} from the image; {name!r} now has {result.total} sample(s)"
-        )
+        response.message = (f"enrolled {name!r} from the image; {name!r} now has {result.total} "
+                            f"sample(s){self._saved()}")
         return response
 
     def _enroll_live(self, name: str, request: Enroll.Request,
@@ -166,7 +174,7 @@ class GalleryServices:
             response.success, response.message = False, str(exc)
             return response
         response.success = status.state == EnrollState.DONE
-        response.message = status.text()
+        response.message = status.text() + (self._saved() if response.success else "")
         if status.result is not None:
             response.samples_added, response.total_samples = (
                 status.result.added,
@@ -182,7 +190,7 @@ class GalleryServices:
         except (InvalidName, UnknownPerson, GalleryNotSaved) as exc:
             response.success, response.message = False, str(exc)
             return response
-        response.success, response.message = True, f"forgot {name!r}"
+        response.success, response.message = True, f"forgot {name!r}{self._saved()}"
         return response
 
     @service
@@ -202,17 +210,29 @@ class GalleryServices:
         except (InvalidName, UnknownPerson, UnknownCluster, NameTaken, GalleryNotSaved) as exc:
             response.success, response.message = False, str(exc)
             return response
-        response.success, response.message = True, message
+        response.success, response.message = True, message + self._saved()
         return response
 
     @service
     def _list_faces(
         self, request: ListFaces.Request, response: ListFaces.Response
     ) -> ListFaces.Response:
-        people = sorted(self.recognizer.people(), key=lambda p: p.name)
+        recognizer = self.recognizer
+        people = sorted(recognizer.people(), key=lambda p: p.name)
         response.names = [p.name for p in people]
         response.sample_counts = [p.samples for p in people]
         response.enrolled_at = [iso_to_time(p.enrolled_at) for p in people]
+        response.enrolled_by = [p.enrolled_by for p in people]
+        response.updated_by = [p.updated_by for p in people]
+        response.updated_at = [iso_to_time(p.updated_at) for p in people]
+        response.node_id = self._node.node_id
+        response.gallery_digest = recognizer.gallery.digest()
+        sync = self._node.gallery_sync
+        peers = sync.peers() if sync is not None else {}
+        response.peers, response.peers_in_sync = list(peers), list(peers.values())
         response.success = True
         response.message = f"{len(people)} people, {sum(p.samples for p in people)} samples"
+        if sync is not None:
+            response.message += (f"; sync group {sync.group!r}: {sum(peers.values())} of "
+                                 f"{len(peers)} peer(s) hold the same gallery")
         return response

@@ -13,7 +13,7 @@ from enum import Enum
 import numpy as np
 
 from ..core.matching import identity_similarities
-from ..gallery.model import Snapshot
+from ..gallery.snapshot import Snapshot
 from ..types import UNKNOWN
 from .options import check_evidence
 from .strangers import is_cluster_label
