@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from conftest import ros_domain
 import rclpy
-from conftest import ros_domain
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node

@@ -20,7 +20,6 @@ import pytest
 from conftest import ros_domain
 import rclpy
 import yaml
-from conftest import ros_domain
 from rclpy.context import Context
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node

@@ -11,7 +11,6 @@ from conftest import ros_domain
 import rclpy
 from ament_index_python.packages import get_package_share_directory
 from builtin_interfaces.msg import Time
-from conftest import ros_domain
 from geometry_msgs.msg import Point32
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor

@@ -21,7 +21,6 @@ import pytest
 from conftest import ros_domain
 import rclpy
 from builtin_interfaces.msg import Time
-from conftest import ros_domain
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.executors import MultiThreadedExecutor

@@ -17,7 +17,6 @@ import pytest
 from conftest import ros_domain
 import rclpy
 from builtin_interfaces.msg import Time
-from conftest import ros_domain
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState

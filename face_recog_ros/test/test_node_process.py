@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from conftest import ros_domain
 import rclpy
-from conftest import ros_domain
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from conftest import ros_domain
 import rclpy
-from conftest import ros_domain
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 from rclpy.context import Context
