@@ -57,7 +57,7 @@ from .gallery_sync import GallerySync, share_gallery
 from .image_input import ImageInput, camera_name
 from .image_qos import AUTO, RELIABLE
 from .parameters import (NODE_PARAM_NAMES, declarations, declare_all, load_defaults,
-                         unknown_parameters, validate_changes)
+                         refuse_unknown_parameters, validate_changes)
 from .services import GalleryServices
 from .standard_outputs import StandardOutputs
 
@@ -225,11 +225,8 @@ class FaceRecognitionNode(LifecycleNode):
         declared = declarations(defaults, node_defaults)
         declare_all(self, declared)
         self._declared = frozenset(name for name, _, _ in declared)
-        errors, warnings = unknown_parameters(list(self._parameter_overrides), self._declared)
-        for warning in warnings:
+        for warning in refuse_unknown_parameters(list(self._parameter_overrides), self._declared):
             self.get_logger().warning(warning)
-        if errors:
-            raise ValueError("; ".join(errors))
         config = RecognizerConfig()
         values = {name: self.get_parameter(name).value for name in self._declared}
         for name, value in values.items():

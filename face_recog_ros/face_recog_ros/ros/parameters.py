@@ -299,8 +299,9 @@ def declare_all(node: Node, declared: list[tuple[str, Any, ParameterDescriptor]]
                              ) from None
 
 
-def unknown_parameters(given: list[str], declared: frozenset[str]) -> tuple[list[str], list[str]]:
-    """(errors, warnings) for parameters given to the node that it does not have.
+def refuse_unknown_parameters(given: list[str], declared: frozenset[str]) -> list[str]:
+    """Warnings for parameters given to the node that it does not have; ValueError for those
+    that can only be mistakes.
 
     A name in one of the option groups (`recognition.treshold`) is an error: it can only be a
     mistake. A top-level one is a warning: a params file with `/**:` may carry other nodes'
@@ -313,4 +314,6 @@ def unknown_parameters(given: list[str], declared: frozenset[str]) -> tuple[list
             continue
         text = f"unknown parameter '{name}'{did_you_mean(name, declared)}"
         (errors if name.split(".")[0] in groups else warnings).append(text)
-    return errors, warnings
+    if errors:
+        raise ValueError("; ".join(errors))
+    return warnings
