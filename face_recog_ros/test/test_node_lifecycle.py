@@ -32,19 +32,11 @@ from face_recog_interfaces.srv import Enroll, ListFaces
 from face_recog_ros.io import samples
 from face_recog_ros.ros.conversion import rgb_to_image
 from face_recog_ros.ros.node import FaceRecognitionNode
+from test_node import wait_until
 
 TIMEOUT_S = 15.0
 NODE = "/face_recognition_node"
 EILEEN = samples.PEOPLE["astronaut"]
-
-
-def wait_until(done: Callable[[], Any], timeout: float = TIMEOUT_S,
-               what: str = "the graph") -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := done()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-    return result
 
 
 class Graph:
